@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# scripts/test.sh — tubfarm's test command (README.md, "Running the tests").
+#
+# On a fresh Debian machine with Go 1.26 it installs what the tests need, then
+# runs, in order: gofmt and go vet, every fuzz target for a bounded time, every
+# benchmark once (-benchtime=1x) so benchmarks cannot rot, and last the whole
+# test suite under the race detector. Nothing here asserts a timing.
+#
+# Environment:
+#   FUZZTIME_TOTAL  seconds shared by all fuzz targets (default 150; 0 skips fuzzing)
+#   SKIP_BENCH=1    skip the one-shot benchmark run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- 1. Debian packages ------------------------------------------------------
+# python3-foolscap: the reference Foolscap 21.7 peer for interop tests, run by
+#   /usr/bin/python3 (the python3 first on PATH may not see Debian's packages).
+# microsocks: a real SOCKS5 server for the privacy tests.
+need=()
+/usr/bin/python3 -c 'import foolscap' >/dev/null 2>&1 || need+=(python3-foolscap)
+command -v microsocks >/dev/null 2>&1 || need+=(microsocks)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "== installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- 2. Go modules (through the module proxy) --------------------------------
+go mod download
+
+# --- 3. Static checks ---------------------------------------------------------
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+# --- 4. Fuzzing, bounded --------------------------------------------------------
+total=${FUZZTIME_TOTAL:-150}
+if [ "$total" -gt 0 ]; then
+  targets=()
+  for pkg in $(go list ./...); do
+    for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+      targets+=("$pkg $f")
+    done
+  done
+  if ((${#targets[@]})); then
+    per=$(( total / ${#targets[@]} )); [ "$per" -ge 3 ] || per=3
+    echo "== fuzzing ${#targets[@]} targets, ${per}s each"
+    for t in "${targets[@]}"; do
+      set -- $t
+      out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "${per}s" "$1" 2>&1) || { echo "$out"; echo "FUZZ FAILED: $1 $2 (a crasher was written under testdata/fuzz/$2; commit it as a regression seed)"; exit 1; }
+      execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 || true)
+      echo "fuzz $1 $2: ok (${execs:-execs: ?})"
+    done
+  fi
+fi
+
+# --- 5. Benchmarks, once ---------------------------------------------------------
+if [ "${SKIP_BENCH:-0}" != 1 ]; then
+  echo "== benchmarks, -benchtime=1x"
+  go test -run '^$' -bench . -benchtime=1x -timeout 20m ./... >/tmp/tubfarm-bench.txt 2>&1 || { cat /tmp/tubfarm-bench.txt; exit 1; }
+  grep -c '^Benchmark' /tmp/tubfarm-bench.txt | sed 's/^/benchmarks run once: /'
+fi
+
+# --- 6. Tests, race detector on (last, so the run ends with go test's summary) -----------------------------------------------
+echo "== go test -race ./..."
+go test -race -count=1 -timeout 30m ./...
+
