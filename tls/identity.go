@@ -48,7 +48,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"strings"
 	"time"
 )
 
@@ -64,12 +63,16 @@ const CommonName = "newpb_thingy"
 // expiry, so the value only matters for looking ordinary.
 const certLifetime = 365 * 24 * time.Hour
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+// b32 is RFC 4648 base32 with the lowercase alphabet, unpadded: the same
+// as lowercasing base32.StdEncoding's output, without the second string.
+var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // TubID returns the TubID of a DER-encoded certificate.
 func TubID(certDER []byte) string {
 	sum := sha1.Sum(certDER)
-	return strings.ToLower(b32.EncodeToString(sum[:]))
+	var buf [TubIDLen]byte // 20 bytes of SHA-1 are exactly 32 base32 characters
+	b32.Encode(buf[:], sum[:])
+	return string(buf[:])
 }
 
 // Identity is a Tub identity: a certificate, its private key and its TubID.

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -31,7 +32,10 @@ func (e *PEMError) Unwrap() error { return e.Err }
 // ParsePEM reads an identity in Foolscap's format: a CERTIFICATE block and a
 // private key block (PKCS#8 "PRIVATE KEY", as Foolscap writes it; PKCS#1 "RSA
 // PRIVATE KEY" and SEC 1 "EC PRIVATE KEY" are accepted too, since pyOpenSSL
-// loads them). The blocks may come in either order; other blocks are ignored.
+// loads them). The blocks may come in either order; other blocks are ignored,
+// and so are further CERTIFICATE and key blocks after the first of each.
+// Encrypted keys are not supported. The private key must match the
+// certificate. Errors are *PEMError.
 func ParsePEM(data []byte) (*Identity, error) {
 	id, err := parsePEM(data)
 	if err != nil {
@@ -59,6 +63,11 @@ func parsePEM(data []byte) (*Identity, error) {
 			if key != nil {
 				continue
 			}
+			if strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
+				// OpenSSL's legacy encrypted form (RFC 1421 headers).
+				encrypted = true
+				continue
+			}
 			k, err := parsePrivateKey(block)
 			if err != nil {
 				return nil, err
@@ -74,7 +83,7 @@ func parsePEM(data []byte) (*Identity, error) {
 	case certDER == nil:
 		return nil, errors.New("no PEM CERTIFICATE block found")
 	case key == nil && encrypted:
-		return nil, errors.New("encrypted PRIVATE KEY blocks are not supported")
+		return nil, errors.New("encrypted private keys are not supported")
 	case key == nil:
 		return nil, errors.New("no PEM PRIVATE KEY block found")
 	}
