@@ -12,4 +12,16 @@
 //     and [i2p] settings plus a per-server servers.yaml "connections:"
 //     override, and [Policy.Decide] turns one hint into a [Decision]. A
 //     [Dialers] registry then dials a Decision with the matching [DialFunc].
+//   - [NewTransports] builds the node's transports from its [tor] and [i2p]
+//     settings, and [Transports.ForIdentity] hands out the Dialers for one
+//     identity: [Tor] through a SOCKS5 port with per-identity stream
+//     isolation credentials, and [SAM], an I2P SAM v3 client with one
+//     session (one I2P destination) per identity.
+//
+// Only direct TCP ([DirectTCP], [DirectTCPWithResolver]) resolves host
+// names locally. Tor receives names unresolved and the SAM bridge looks
+// them up itself, so with "reveal-IP-address = false" nothing is resolved
+// or dialed directly unless a per-server override asks for tcp. (The Tor
+// SOCKS port and the SAM bridge are dialed directly; write them as IP
+// literals so that not even their names are looked up.)
 package hints
