@@ -1,0 +1,139 @@
+package actors
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/tubfarm/tubfarm/messages"
+	tubtls "github.com/tubfarm/tubfarm/tls"
+)
+
+// A slot is everything the broker keeps about one server for the life of
+// one ServerSpec Key: it outlives restarts of the server's child actor (so
+// that backoff counters, the PerServer identity and the restart count
+// survive a panic) and is replaced, with a new child, when the Key changes.
+//
+// The unexported plain fields belong to the child actor and are only touched
+// from its mailbox; successive incarnations of the child run on the same
+// mailbox, which orders their accesses. Other goroutines read only the
+// atomic fields.
+type slot struct {
+	sh *shared
+
+	spec  messages.ServerSpec
+	state State
+	since time.Time
+	seq   uint64 // StateChanged sequence number
+	gen   uint64 // generation of attempts and timers; stale messages carry an older one
+
+	failures      int // consecutive failures, the input to the backoff
+	attempts      int // attempts since the last successful connection
+	panics        int // consecutive panics, the input to the restart backoff
+	restarts      int // restarts after panics, ever
+	lastAttempt   time.Time
+	nextAttempt   time.Time
+	delay         time.Duration
+	connectedAt   time.Time
+	lastConnected time.Time
+	lastErr       error
+	hints         []HintStatus
+	info          SessionInfo
+	versionInfo   any
+	version       string
+
+	timer       Timer       // the armed retry timer, or nil
+	restartWait bool        // the timer is a restart delay after a panic
+	lastPanic   *PanicError // set by recordPanics, consumed by the next Restarting
+
+	identity       *tubtls.Identity // identity of the current or last attempt
+	serverIdentity *tubtls.Identity // the one identity of a PerServer slot
+
+	status  atomic.Pointer[Status]      // the published snapshot
+	session atomic.Pointer[liveSession] // the live session, or nil
+}
+
+// liveSession boxes a Session for atomic.Pointer.
+type liveSession struct{ s Session }
+
+func newSlot(sh *shared, spec messages.ServerSpec) *slot {
+	s := &slot{sh: sh, spec: spec, since: sh.clock.Now()}
+	s.publish()
+	sh.m.servers.WithLabelValues(Idle.String()).Inc()
+	return s
+}
+
+// publish stores a fresh snapshot of the slot. Child actor only.
+func (s *slot) publish() {
+	st := &Status{
+		ID:            s.spec.ID,
+		Nickname:      s.spec.Nickname,
+		Source:        s.spec.Source,
+		RevealsIP:     s.spec.RevealsIP,
+		State:         s.state,
+		Since:         s.since,
+		Connected:     s.state == Connected,
+		Hints:         slices.Clone(s.hints),
+		WinningHint:   s.info.Hint,
+		Handler:       s.info.Handler,
+		TLSVersion:    s.info.TLSVersion,
+		PeerTubID:     s.info.PeerTubID,
+		LastConnected: s.lastConnected,
+		Version:       s.version,
+		VersionInfo:   s.versionInfo,
+		LastAttempt:   s.lastAttempt,
+		Attempts:      s.attempts,
+		Restarts:      s.restarts,
+	}
+	if st.Version == "" {
+		st.Version = stringOf(s.spec.Announcement["my-version"])
+	}
+	if s.state == WaitingToRetry {
+		st.Backoff, st.NextAttempt = s.delay, s.nextAttempt
+	}
+	if s.lastErr != nil {
+		r, _ := classify(s.lastErr)
+		st.LastFailure, st.LastFailureReason = s.lastErr.Error(), r
+	}
+	if s.identity != nil {
+		st.TubID, st.IdentityCreated = s.identity.TubID, s.identity.Created
+	}
+	s.status.Store(st)
+}
+
+// snapshot returns a copy of the published status, completed with the
+// fields that depend on the time of reading. Any goroutine.
+func (s *slot) snapshot(now time.Time) Status {
+	st := *s.status.Load()
+	st.Hints = slices.Clone(st.Hints)
+	if live := s.session.Load(); live != nil && st.Connected {
+		st.LastReceived = live.s.LastReceived()
+	}
+	st.Summary = summary(&st, now)
+	return st
+}
+
+// versionString extracts Tahoe's "application-version" from a get_version
+// answer. Python 3 Tahoe sends byte strings, which a decoder may deliver as
+// string or []byte values, in a map[string]any or a map[any]any; all are
+// accepted.
+func versionString(v any) string {
+	const key = "application-version"
+	switch m := v.(type) {
+	case map[string]any:
+		return stringOf(m[key])
+	case map[any]any:
+		return stringOf(m[key])
+	}
+	return ""
+}
+
+func stringOf(v any) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case []byte:
+		return string(s)
+	}
+	return ""
+}
