@@ -192,6 +192,8 @@ func TestVersionString(t *testing.T) {
 		{map[any]any{1: 2}, ""},
 		{nil, ""},
 		{"tahoe", ""},
+		{orderedDict{"application-version": []byte("tahoe-lafs/1.18.0")}, "tahoe-lafs/1.18.0"},
+		{orderedDict{"other": "x"}, ""},
 	}
 	for _, tt := range tests {
 		if got := versionString(tt.in); got != tt.want {
@@ -199,3 +201,9 @@ func TestVersionString(t *testing.T) {
 		}
 	}
 }
+
+// orderedDict stands for foolscap.Dict, which actors cannot import: any
+// value with a GetString method is read through it.
+type orderedDict map[string]any
+
+func (d orderedDict) GetString(k string) (any, bool) { v, ok := d[k]; return v, ok }

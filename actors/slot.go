@@ -115,11 +115,15 @@ func (s *slot) snapshot(now time.Time) Status {
 
 // versionString extracts Tahoe's "application-version" from a get_version
 // answer. Python 3 Tahoe sends byte strings, which a decoder may deliver as
-// string or []byte values, in a map[string]any or a map[any]any; all are
+// string or []byte values, in a map[string]any, a map[any]any, or an
+// ordered dict type with a GetString method (foolscap.Dict); all are
 // accepted.
 func versionString(v any) string {
 	const key = "application-version"
 	switch m := v.(type) {
+	case interface{ GetString(string) (any, bool) }:
+		x, _ := m.GetString(key)
+		return stringOf(x)
 	case map[string]any:
 		return stringOf(m[key])
 	case map[any]any:

@@ -124,3 +124,30 @@ func (n *Node) remerge(prev *ServerMap) {
 	n.Map = m
 	n.Warnings = append(n.Warnings, dropped...)
 }
+
+// WithCache writes entries as introducer petname's cache file (atomically,
+// see [WriteCache]) and returns a new Node whose cache and Map reflect them
+// (ties resolved in favour of n.Map). On error nothing is written that
+// replaces the old file, and n is unchanged and still valid.
+func (n *Node) WithCache(petname string, entries []CacheEntry) (*Node, error) {
+	if err := checkPetname(petname); err != nil {
+		return nil, err
+	}
+	path := CachePath(n.Dir, petname)
+	if err := WriteCache(path, entries); err != nil {
+		return nil, err
+	}
+	c := *n
+	c.Caches = make(map[string]*Cache, len(n.Caches))
+	for k, v := range n.Caches {
+		c.Caches[k] = v
+	}
+	c.Caches[petname] = &Cache{Path: path, Entries: entries}
+	c.Warnings = nil
+	for _, in := range n.Introducers {
+		c.Warnings = append(c.Warnings, c.Caches[in.Petname].Dropped...)
+	}
+	c.Warnings = append(c.Warnings, n.Servers.Notes...)
+	c.remerge(n.Map)
+	return &c, nil
+}

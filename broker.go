@@ -1,0 +1,416 @@
+package tubfarm
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tubfarm/tubfarm/actors"
+	"github.com/tubfarm/tubfarm/config"
+	"github.com/tubfarm/tubfarm/foolscap"
+	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/messages"
+	tubtls "github.com/tubfarm/tubfarm/tls"
+)
+
+// Options configures a [Broker]. The zero value is ready to use: it logs to
+// slog.Default, registers no metrics, gives every connection attempt a fresh
+// identity, and watches servers.yaml for changes every two seconds.
+type Options struct {
+	// Logger receives the broker's logs (and protoactor-go's, under
+	// lib=protoactor). If nil, slog.Default() is used.
+	Logger *slog.Logger
+
+	// Registerer, if set, receives the broker's Prometheus metrics
+	// (docs/metrics.md). Close unregisters them.
+	Registerer prometheus.Registerer
+
+	// Identity says how often a server's ephemeral identity is renewed:
+	// actors.PerAttempt (the zero value: a fresh identity for every
+	// connection attempt, the strongest unlinkability) or actors.PerServer
+	// (one identity per server for the life of the process, as Tahoe-LAFS
+	// does).
+	Identity actors.IdentityPolicy
+
+	// Backoff spaces reconnection attempts. If zero, actors.DefaultBackoff.
+	Backoff actors.Backoff
+
+	// ConnectTimeout bounds one connection attempt. If zero,
+	// actors.DefaultConnectTimeout (120 s, as Foolscap).
+	ConnectTimeout time.Duration
+
+	// WatchInterval is how often servers.yaml is checked for changes and
+	// reloaded. If zero, 2 s; if negative, the
+	// files are not watched (call Reload instead).
+	WatchInterval time.Duration
+
+	// OnReload, if set, is called after each reload that the file watch
+	// triggers, with its error (nil on success). It must not block.
+	OnReload func(error)
+
+	// DisableTorIsolation stops giving each identity its own SOCKS5
+	// credentials, so that all servers may share Tor circuits (Foolscap's
+	// behaviour). Isolation is on by default.
+	DisableTorIsolation bool
+
+	// Direct, if set, replaces the dialer for direct TCP connections. Tests
+	// use it to watch for connections that should not happen.
+	Direct hints.DialFunc
+
+	// TLSConfig, if set, adjusts each client TLS configuration (for
+	// instance MaxVersion). It must keep the certificate and the TubID
+	// check.
+	TLSConfig func(*tls.Config)
+
+	// ActorOptions are passed on to actors.New (for instance
+	// actors.WithClock in tests).
+	ActorOptions []actors.Option
+}
+
+// A Broker keeps one connection, each with its own ephemeral identity, to
+// every storage server of a node's merged server map, and reconnects with
+// backoff. It is safe for concurrent use.
+type Broker struct {
+	opts Options
+	log  *slog.Logger
+	ab   *actors.Broker
+	tr   *hints.Transports
+	cn   *connector
+
+	mu   sync.Mutex   // serialises reloads and announcements; guards node
+	node *config.Node // the last good node state
+
+	watchStop chan struct{}
+	watchDone chan struct{}
+	closeOnce sync.Once
+}
+
+// Open reads the Tahoe node directory dir (creating private/node.pem if it
+// is missing), and starts a broker on its merged server map.
+func Open(dir string, opts Options) (*Broker, error) {
+	node, err := config.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	return New(node, opts)
+}
+
+// New starts a broker on an already loaded node. node.Dir is used for
+// reloads, announcements and the file watch; it may be empty for a node
+// built in memory, in which case nothing is watched or written.
+func New(node *config.Node, opts Options) (*Broker, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	tr, err := newTransports(node.Config, opts)
+	if err != nil {
+		return nil, err
+	}
+	cc := foolscap.ConnConfig{
+		KeepaliveTimeout:  node.Config.KeepAlive,
+		DisconnectTimeout: node.Config.Disconnect,
+		Logger:            log,
+	}
+	cn := newConnector(tr, cc)
+	cn.tlsTweak = opts.TLSConfig
+	aopts := append([]actors.Option{actors.WithLogger(log)}, opts.ActorOptions...)
+	if opts.Registerer != nil {
+		aopts = append(aopts, actors.WithRegisterer(opts.Registerer))
+	}
+	ab, err := actors.New(actors.Config{
+		Connector:      cn,
+		Identity:       opts.Identity,
+		Backoff:        opts.Backoff,
+		ConnectTimeout: opts.ConnectTimeout,
+	}, aopts...)
+	if err != nil {
+		tr.Close()
+		return nil, err
+	}
+	b := &Broker{opts: opts, log: log, ab: ab, tr: tr, cn: cn, node: node}
+	if err := ab.Apply(specs(node)); err != nil {
+		b.Close()
+		return nil, err
+	}
+	for _, w := range node.Warnings {
+		log.Warn("tubfarm: node directory", slog.Any("warning", w))
+	}
+	if node.Dir != "" && opts.WatchInterval >= 0 {
+		b.startWatch()
+	}
+	return b, nil
+}
+
+// newTransports builds the node's dialers from tahoe.cfg: direct TCP
+// always, Tor through its SOCKS port unless [tor] enabled = false, I2P
+// through the SAM bridge unless [i2p] enabled = false.
+func newTransports(cfg *config.TahoeConfig, opts Options) (*hints.Transports, error) {
+	tc := hints.TransportConfig{Direct: opts.Direct}
+	if cfg.Tor.Enabled {
+		if cfg.Tor.Launch {
+			return nil, fmt.Errorf("tubfarm: %s: [tor] launch = true is not supported: run Tor yourself and set [tor] socks.port", cfg.Path)
+		}
+		if cfg.Tor.ControlPort != "" && cfg.Tor.SocksPort == "" {
+			return nil, fmt.Errorf("tubfarm: %s: [tor] control.port without socks.port is not supported: set [tor] socks.port", cfg.Path)
+		}
+		tc.Tor = &hints.TorConfig{SOCKSPort: cfg.Tor.SocksPort, DisableIsolation: opts.DisableTorIsolation}
+	}
+	if cfg.I2P.Enabled {
+		if cfg.I2P.Launch || cfg.I2P.ConfigDir != "" && cfg.I2P.SAMPort == "" {
+			return nil, fmt.Errorf("tubfarm: %s: [i2p] launch and i2p.configdir are not supported: run an I2P router and set [i2p] sam.port", cfg.Path)
+		}
+		addr := hints.DefaultSAMAddr
+		if cfg.I2P.SAMPort != "" {
+			var err error
+			if addr, err = hints.ParseEndpoint("[i2p] sam.port", cfg.I2P.SAMPort); err != nil {
+				return nil, fmt.Errorf("tubfarm: %s: %w", cfg.Path, err)
+			}
+		}
+		tc.I2P = &hints.SAMConfig{Addr: addr}
+	}
+	return hints.NewTransports(tc)
+}
+
+// specs turns the node's merged map into the broker's server specs.
+func specs(node *config.Node) []messages.ServerSpec {
+	var out []messages.ServerSpec
+	for e := range node.Map.All() {
+		out = append(out, spec(e))
+	}
+	return out
+}
+
+func spec(e config.Entry) messages.ServerSpec {
+	return messages.ServerSpec{
+		ID:           e.ID,
+		Nickname:     e.Nickname,
+		FURL:         e.FURL.String(),
+		Announcement: e.Announcement.Fields(),
+		Source:       sourceString(e.Source),
+		Key:          e.FURL.String() + " " + policyKey(e.Policy),
+		RevealsIP:    e.Policy.RevealsIP(),
+		Policy:       e.Policy,
+	}
+}
+
+func sourceString(s config.Source) string {
+	if s.Static {
+		return "servers.yaml"
+	}
+	if s.Chosen != "" {
+		return "introducer:" + s.Chosen
+	}
+	return "introducer"
+}
+
+// policyKey is a canonical text form of a policy: two policies with the
+// same key dial every hint the same way.
+func policyKey(p hints.Policy) string {
+	var sb strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(p.Handlers)) {
+		fmt.Fprintf(&sb, "%s=%s,", k, p.Handlers[k])
+	}
+	for _, h := range slices.Sorted(maps.Keys(p.Available)) {
+		if p.Available[h] {
+			fmt.Fprintf(&sb, "+%s", h)
+		}
+	}
+	fmt.Fprintf(&sb, " reveal=%t", p.RevealIP)
+	return sb.String()
+}
+
+// Node returns the node state the broker is running on: the last one that
+// loaded without error.
+func (b *Broker) Node() *config.Node {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.node
+}
+
+// Identity returns the node's persistent identity (private/node.pem), or
+// nil for a node built without one. It is never used for storage servers.
+func (b *Broker) Identity() *tubtls.Identity { return b.Node().Identity }
+
+// Reload re-reads servers.yaml and applies the difference. On error the running map stays in force and the error names
+// the file, line and field.
+func (b *Broker) Reload() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.node.Dir == "" {
+		return errors.New("tubfarm: node has no directory to reload from")
+	}
+	next, err := b.node.ReloadServers()
+	if err != nil {
+		return err
+	}
+	return b.applyLocked(next)
+}
+
+func (b *Broker) applyLocked(next *config.Node) error {
+	_, removed, _ := next.Map.Diff(b.node.Map)
+	if err := b.ab.Apply(specs(next)); err != nil {
+		return err
+	}
+	b.cn.forget(removed)
+	b.node = next
+	return nil
+}
+
+// Announce delivers an announcement received from the introducer with the
+// given petname. The signature is checked (Ed25519, the key carried in the
+// announcement), the announcement must carry a seqnum newer than the one
+// already held from that introducer, and it is written to that introducer's
+// cache file atomically before the merged map is updated.
+func (b *Broker) Announce(petname string, ann config.Signed) error {
+	a, err := ann.Verify()
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	node := b.node
+	if !slices.ContainsFunc(node.Introducers, func(i config.Introducer) bool { return i.Petname == petname }) {
+		return fmt.Errorf("tubfarm: announcement from unknown introducer %q", petname)
+	}
+	var entries []config.CacheEntry
+	if c := node.Caches[petname]; c != nil {
+		entries = slices.Clone(c.Entries)
+	}
+	i := slices.IndexFunc(entries, func(e config.CacheEntry) bool { return e.Key == ann.Key })
+	if i >= 0 {
+		old := entries[i].Announcement
+		if old.Equal(a) {
+			return nil // a duplicate, as Tahoe ignores it
+		}
+		if old.HasSeqnum && (!a.HasSeqnum || a.Seqnum <= old.Seqnum) {
+			return fmt.Errorf("tubfarm: announcement for %s from %q has seqnum %d, not newer than %d (replay?)",
+				ann.Key, petname, a.Seqnum, old.Seqnum)
+		}
+	}
+	signed := ann
+	entry := config.CacheEntry{Key: ann.Key, Announcement: a, Signed: &signed}
+	if i >= 0 {
+		entries[i] = entry
+	} else {
+		entries = append(entries, entry)
+	}
+	next, err := node.WithCache(petname, entries)
+	if err != nil {
+		return err
+	}
+	return b.applyLocked(next)
+}
+
+// Servers returns a handle for every server in the map, sorted by ID.
+func (b *Broker) Servers() []*Server {
+	node := b.Node()
+	ids := node.Map.IDs()
+	sort.Strings(ids)
+	out := make([]*Server, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, &Server{b: b, id: id})
+	}
+	return out
+}
+
+// Server returns the handle of server id, if the map has it.
+func (b *Broker) Server(id string) (*Server, bool) {
+	if _, ok := b.Node().Map.Get(id); !ok {
+		return nil, false
+	}
+	return &Server{b: b, id: id}, true
+}
+
+// Statuses returns a status snapshot of every server, sorted by ID.
+func (b *Broker) Statuses() []actors.Status { return b.ab.Servers() }
+
+// WhenConnected returns once at least n servers are connected, or with
+// ctx's error.
+func (b *Broker) WhenConnected(ctx context.Context, n int) error {
+	return b.ab.WhenConnected(ctx, n)
+}
+
+// Subscribe returns every state change from now on, and a function to stop.
+// Events are dropped rather than delaying the broker if the channel is full.
+func (b *Broker) Subscribe() (<-chan messages.StateChanged, func()) { return b.ab.Subscribe() }
+
+// TryNow cuts server id's reconnection wait short (Foolscap's reset()).
+func (b *Broker) TryNow(id string) error { return b.ab.TryNow(id) }
+
+// TryNowAll cuts every server's reconnection wait short.
+func (b *Broker) TryNowAll() error { return b.ab.TryNowAll() }
+
+// Close stops watching files, closes every connection, stops every actor and
+// waits for all goroutines the broker started. It is idempotent.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		if b.watchStop != nil {
+			close(b.watchStop)
+			<-b.watchDone
+		}
+		b.ab.Close()
+		b.tr.Close()
+	})
+	return nil
+}
+
+// A Server is a handle on one storage server of the map, in the manner of
+// Tahoe-LAFS's IServer. It hides the actor and the identity behind it; its
+// methods read the current state each time.
+type Server struct {
+	b  *Broker
+	id string
+}
+
+// ID returns the server id (its "v0-..." key, or the servers.yaml name).
+func (s *Server) ID() string { return s.id }
+
+// Entry returns the server's current merged map entry.
+func (s *Server) Entry() (config.Entry, bool) { return s.b.Node().Map.Get(s.id) }
+
+// Nickname returns the nickname from the announcement or servers.yaml.
+func (s *Server) Nickname() string {
+	e, _ := s.Entry()
+	return e.Nickname
+}
+
+// Announcement returns the announcement (or the servers.yaml ann) in force.
+func (s *Server) Announcement() config.Announcement {
+	e, _ := s.Entry()
+	return e.Announcement
+}
+
+// Status returns a snapshot of the server's connection status.
+func (s *Server) Status() actors.Status {
+	st, _ := s.b.ab.Server(s.id)
+	return st
+}
+
+// Connected reports whether the server has a live connection.
+func (s *Server) Connected() bool { return s.Status().Connected }
+
+// Call invokes method on the server's storage reference with positional
+// arguments. Byte strings are []byte, text is string; see package foolscap
+// for the mapping of every Python type.
+func (s *Server) Call(ctx context.Context, method string, args ...any) (any, error) {
+	return s.b.ab.Call(ctx, s.id, method, args, nil)
+}
+
+// CallKw invokes method with positional and keyword arguments.
+func (s *Server) CallKw(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
+	return s.b.ab.Call(ctx, s.id, method, args, kwargs)
+}
+
+// TryNow cuts this server's reconnection wait short.
+func (s *Server) TryNow() error { return s.b.ab.TryNow(s.id) }
