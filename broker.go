@@ -63,9 +63,24 @@ type Options struct {
 	// behaviour). Isolation is on by default.
 	DisableTorIsolation bool
 
+	// Decorrelate, if positive, spreads each server's first connection and
+	// each reconnection by an independent random delay within this window,
+	// so that colluding servers cannot link a client's connections by when
+	// they arrive. See actors.Config.Decorrelate.
+	Decorrelate time.Duration
+
+	// IsolatedBackoff stops a server's connection from resetting the other
+	// servers' backoff (Tahoe's behaviour, kept by default).
+	IsolatedBackoff bool
+
 	// Direct, if set, replaces the dialer for direct TCP connections. Tests
 	// use it to watch for connections that should not happen.
 	Direct hints.DialFunc
+
+	// Resolver, if set, resolves host names for direct TCP connections
+	// (Direct takes precedence). Proxied connections (Tor, I2P) never
+	// resolve anything locally, whatever this is.
+	Resolver hints.Resolver
 
 	// TLSConfig, if set, adjusts each client TLS configuration (for
 	// instance MaxVersion). It must keep the certificate and the TubID
@@ -129,10 +144,12 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 		aopts = append(aopts, actors.WithRegisterer(opts.Registerer))
 	}
 	ab, err := actors.New(actors.Config{
-		Connector:      cn,
-		Identity:       opts.Identity,
-		Backoff:        opts.Backoff,
-		ConnectTimeout: opts.ConnectTimeout,
+		Connector:       cn,
+		Identity:        opts.Identity,
+		Backoff:         opts.Backoff,
+		ConnectTimeout:  opts.ConnectTimeout,
+		Decorrelate:     opts.Decorrelate,
+		IsolatedBackoff: opts.IsolatedBackoff,
 	}, aopts...)
 	if err != nil {
 		tr.Close()
@@ -157,6 +174,9 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 // through the SAM bridge unless [i2p] enabled = false.
 func newTransports(cfg *config.TahoeConfig, opts Options) (*hints.Transports, error) {
 	tc := hints.TransportConfig{Direct: opts.Direct}
+	if tc.Direct == nil && opts.Resolver != nil {
+		tc.Direct = hints.DirectTCPWithResolver(nil, opts.Resolver)
+	}
 	if cfg.Tor.Enabled {
 		if cfg.Tor.Launch {
 			return nil, fmt.Errorf("tubfarm: %s: [tor] launch = true is not supported: run Tor yourself and set [tor] socks.port", cfg.Path)

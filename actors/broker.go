@@ -60,6 +60,16 @@ type Config struct {
 	// SubscriberBuffer is the capacity of each Subscribe channel. If zero,
 	// DefaultSubscriberBuffer is used.
 	SubscriberBuffer int
+
+	// Decorrelate, if positive, delays each server's first connection, and
+	// adds to each reconnection delay, an independent random delay drawn
+	// uniformly from [0, Decorrelate). Colluding servers that compare when
+	// clients connect then cannot match one client's connections by their
+	// timing (the correlation left open by Tahoe-LAFS ticket #2759). When
+	// it is on, a server connecting does not make the others retry at once
+	// (that would line them up again); each waiting server is instead
+	// rescheduled at a random point of the window, if that is sooner.
+	Decorrelate time.Duration
 }
 
 // An Option sets one of the broker's injectable dependencies.
@@ -88,6 +98,14 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 // WithClock sets the clock used for status times and backoff timers. The
 // default is the real clock.
 func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithIdentitySource replaces the maker of ephemeral identities (by default
+// tubtls.NewEphemeral). Benchmarks use it to compare per-server identities
+// with one identity shared by every server; a program that wants
+// unlinkability has no reason to.
+func WithIdentitySource(f func() (*tubtls.Identity, error)) Option {
+	return func(o *options) { o.newIdentity = f }
+}
 
 // WithRand sets the source of the random numbers in [0, 1) used for backoff
 // jitter; the broker serialises calls to it. The default is math/rand/v2's

@@ -146,8 +146,21 @@ func (a *serverActor) started(ctx actor.Context) {
 	a.life, a.cancel = context.WithCancel(context.Background())
 	a.handoff = &handoff{pending: make(map[Session]struct{})}
 	if a.slot.state == Idle {
+		if w := a.slot.sh.cfg.Decorrelate; w > 0 {
+			a.scheduleRetry(ctx, a.decorrelation(), nil)
+			return
+		}
 		a.startAttempt(ctx)
 	}
+}
+
+// decorrelation draws the random extra delay of Config.Decorrelate.
+func (a *serverActor) decorrelation() time.Duration {
+	w := a.slot.sh.cfg.Decorrelate
+	if w <= 0 {
+		return 0
+	}
+	return time.Duration(a.slot.sh.rand() * float64(w))
 }
 
 // restarting ends an incarnation that panicked. The new incarnation is
@@ -375,7 +388,7 @@ func (a *serverActor) attemptFailed(ctx actor.Context, err error) {
 	if permanent {
 		d = b.jitter(b.MaxDelay, sh.rand())
 	}
-	a.scheduleRetry(ctx, d, err)
+	a.scheduleRetry(ctx, d+a.decorrelation(), err)
 }
 
 // lost handles the end of the live session.
@@ -403,7 +416,7 @@ func (a *serverActor) lost(ctx actor.Context, m *sessionLost) {
 	}
 	s.failures++
 	s.lastErr = err
-	a.scheduleRetry(ctx, b.Delay(s.failures, sh.rand()), err)
+	a.scheduleRetry(ctx, b.Delay(s.failures, sh.rand())+a.decorrelation(), err)
 }
 
 // scheduleRetry arms the retry timer and then moves to WaitingToRetry.
@@ -433,6 +446,13 @@ func (a *serverActor) tryNow(ctx actor.Context, triggered bool) {
 	switch {
 	case s.state == Connecting:
 		s.failures = 0
+	case s.state == WaitingToRetry && triggered && s.sh.cfg.Decorrelate > 0 && !s.restartWait:
+		// Retrying at once would line every server up behind the one that
+		// connected; pick an independent point of the window instead.
+		s.failures = 0
+		if d := a.decorrelation(); s.sh.clock.Now().Add(d).Before(s.nextAttempt) {
+			a.scheduleRetry(ctx, d, s.lastErr)
+		}
 	case s.state == WaitingToRetry && !(triggered && s.restartWait):
 		if s.timer != nil {
 			s.timer.Stop()

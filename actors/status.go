@@ -110,6 +110,9 @@ func summary(s *Status, now time.Time) string {
 		// Python's "%d" truncates toward zero; so does the conversion.
 		in := int(math.Max(0, s.NextAttempt.Sub(now).Seconds()))
 		ago := int(math.Max(0, now.Sub(s.LastAttempt).Seconds()))
+		if s.LastAttempt.IsZero() { // a first attempt held back by Config.Decorrelate
+			return fmt.Sprintf("Connecting in %d seconds", in)
+		}
 		return fmt.Sprintf("Reconnecting in %d seconds (last attempt %ds ago)", in, ago)
 	case Stopped:
 		return "stopped"
