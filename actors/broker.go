@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -126,7 +127,17 @@ type shared struct {
 	randSrc func() float64
 
 	wg sync.WaitGroup // goroutines started by server actors
+
+	// gens numbers attempts and timers across every slot of the broker.
+	// A replacement child (after a broker restart, or a Key change) has
+	// the same PID as its predecessor, so a late message from the old
+	// child's goroutines reaches the new one; numbers unique across
+	// slots make the generation check reject it.
+	gens atomic.Uint64
 }
+
+// nextGen returns a generation number never used before in this broker.
+func (sh *shared) nextGen() uint64 { return sh.gens.Add(1) }
 
 func (sh *shared) rand() float64 {
 	sh.randMu.Lock()

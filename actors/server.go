@@ -226,7 +226,7 @@ func (a *serverActor) startAttempt(ctx actor.Context) {
 	if err := s.transition(Connecting, change{}); err != nil {
 		return
 	}
-	s.gen++
+	s.gen = sh.nextGen()
 	gen := s.gen
 	s.attempts++
 	s.lastAttempt = sh.clock.Now()
@@ -425,7 +425,7 @@ func (a *serverActor) scheduleRetry(ctx actor.Context, d time.Duration, cause er
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	s.gen++
+	s.gen = sh.nextGen()
 	gen, self, root := s.gen, ctx.Self(), ctx.ActorSystem().Root
 	now := sh.clock.Now()
 	s.delay, s.nextAttempt = d, now.Add(d)

@@ -25,7 +25,7 @@ type slot struct {
 	state State
 	since time.Time
 	seq   uint64 // StateChanged sequence number
-	gen   uint64 // generation of attempts and timers; stale messages carry an older one
+	gen   uint64 // generation of attempts and timers, from shared.nextGen; stale messages carry another
 
 	failures      int // consecutive failures, the input to the backoff
 	attempts      int // attempts since the last successful connection

@@ -143,10 +143,23 @@ func (a *brokerActor) spawn(ctx actor.Context, spec messages.ServerSpec) {
 	s := newSlot(sh, spec)
 	props := actor.PropsFromProducer(func() actor.Actor { return &serverActor{slot: s} },
 		actor.WithReceiverMiddleware(recordPanics(s)))
+	// The slot is published before the child starts, so that the server
+	// is in Servers() by the time its first event can be observed.
+	a.b.mu.Lock()
+	prev, hadPrev := a.b.slots[spec.ID]
+	a.b.slots[spec.ID] = s
+	a.b.mu.Unlock()
 	pid, err := ctx.SpawnNamed(props, url.PathEscape(spec.ID))
 	if err != nil {
 		// Not expected: names are reused only after Terminated. The
 		// server is retried at the next reconcile.
+		a.b.mu.Lock()
+		if hadPrev {
+			a.b.slots[spec.ID] = prev
+		} else {
+			delete(a.b.slots, spec.ID)
+		}
+		a.b.mu.Unlock()
 		sh.m.servers.WithLabelValues(Idle.String()).Dec()
 		sh.log.Error("actors: cannot spawn server actor", slog.String("server", spec.ID), slog.Any("error", err))
 		return
@@ -154,9 +167,6 @@ func (a *brokerActor) spawn(ctx actor.Context, spec messages.ServerSpec) {
 	c := &child{pid: pid, spec: spec, slot: s}
 	a.children[spec.ID] = c
 	a.byPID[pid.Id] = c
-	a.b.mu.Lock()
-	a.b.slots[spec.ID] = s
-	a.b.mu.Unlock()
 }
 
 // reap forgets a terminated child and, unless the broker is going down,
