@@ -16,9 +16,11 @@ cd "$(dirname "$0")/.."
 # python3-foolscap: the reference Foolscap 21.7 peer for interop tests, run by
 #   /usr/bin/python3 (the python3 first on PATH may not see Debian's packages).
 # microsocks: a real SOCKS5 server for the privacy tests.
+# chromium: a real headless browser for the status page test (cmd/demo).
 need=()
 /usr/bin/python3 -c 'import foolscap' >/dev/null 2>&1 || need+=(python3-foolscap)
 command -v microsocks >/dev/null 2>&1 || need+=(microsocks)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -38,7 +40,12 @@ fi
 go vet ./...
 
 # --- 4. Fuzzing, bounded --------------------------------------------------------
+# Every fuzz target runs for an equal share of FUZZTIME_TOTAL seconds. The
+# executions each target reached go to FUZZ_SUMMARY (docs/reliability.md
+# keeps a copy). A crasher stops the run and its testdata file is printed:
+# commit it, and it becomes a regression seed that plain `go test` replays.
 total=${FUZZTIME_TOTAL:-150}
+summary=${FUZZ_SUMMARY:-/tmp/tubfarm-fuzz-summary.txt}
 if [ "$total" -gt 0 ]; then
   targets=()
   for pkg in $(go list ./...); do
@@ -48,12 +55,26 @@ if [ "$total" -gt 0 ]; then
   done
   if ((${#targets[@]})); then
     per=$(( total / ${#targets[@]} )); [ "$per" -ge 3 ] || per=3
-    echo "== fuzzing ${#targets[@]} targets, ${per}s each"
+    echo "== fuzzing ${#targets[@]} targets, ${per}s each (summary: $summary)"
+    printf '# fuzz run %s, %ss per target\n# package target executions\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$per" >"$summary"
     for t in "${targets[@]}"; do
       set -- $t
-      out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "${per}s" "$1" 2>&1) || { echo "$out"; echo "FUZZ FAILED: $1 $2 (a crasher was written under testdata/fuzz/$2; commit it as a regression seed)"; exit 1; }
-      execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 || true)
-      echo "fuzz $1 $2: ok (${execs:-execs: ?})"
+      if ! out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "${per}s" "$1" 2>&1); then
+        echo "$out"
+        crasher=$(echo "$out" | grep -o 'testdata/fuzz/[^ ]*' | head -1 || true)
+        if [ -n "$crasher" ]; then
+          path="$(go list -f '{{.Dir}}' "$1")/$crasher"
+          echo "FUZZ FAILED: $1 $2: crasher written to ${path#"$PWD"/}"
+          echo "  commit it as a regression seed; reproduce with: go test -run '$2/$(basename "$crasher")' $1"
+        else
+          echo "FUZZ FAILED: $1 $2 (no crasher file was written; see the output above)"
+        fi
+        echo "$1 $2 FAILED" >>"$summary"
+        exit 1
+      fi
+      execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 | grep -o '[0-9]*' || true)
+      echo "$1 $2 ${execs:-?}" >>"$summary"
+      echo "fuzz $1 $2: ok (execs: ${execs:-?})"
     done
   fi
 fi

@@ -1,0 +1,534 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tubfarm/tubfarm"
+	"github.com/tubfarm/tubfarm/actors"
+	"github.com/tubfarm/tubfarm/config"
+	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/messages"
+	"github.com/tubfarm/tubfarm/status"
+)
+
+// demoNickname is the [node] nickname of the demo grid's node directory.
+const demoNickname = "tubfarm-demo"
+
+// demoBackoff reconnects quickly so that a stopped server's return is seen
+// within seconds (the default caps at five minutes).
+var demoBackoff = actors.Backoff{
+	BaseDelay:   500 * time.Millisecond,
+	Multiplier:  2,
+	Jitter:      0.2,
+	MaxDelay:    4 * time.Second,
+	StableAfter: 5 * time.Second,
+}
+
+// tableEvery is how often the full table is printed when stdout is not a
+// terminal (event lines are printed as they happen).
+const tableEvery = 30 * time.Second
+
+// demo is one run of the program.
+type demo struct {
+	opts           *options
+	stdout, stderr io.Writer
+	tty            bool
+
+	out     io.Writer // human-readable output: stdout, or stderr with -once
+	grid    *grid.Grid
+	dir     string // node directory
+	tempDir bool   // dir is ours to remove
+	broker  *tubfarm.Broker
+	handler *status.Handler
+	url     string // status page URL, if served
+	started time.Time
+
+	mu     sync.Mutex // guards events and writes to out after start-up
+	events []string   // recent event lines, for the terminal screen
+}
+
+func (d *demo) run(ctx context.Context) (err error) {
+	d.out = d.stdout
+	if d.opts.once {
+		d.out = d.stderr
+	}
+	d.started = time.Now()
+	log := slog.New(slog.NewTextHandler(d.stderr, &slog.HandlerOptions{Level: d.opts.logLevel}))
+
+	if d.opts.nodeDir == "" {
+		if err := d.startGrid(ctx); err != nil {
+			return err
+		}
+	} else {
+		if err := checkNodeDir(d.opts.nodeDir); err != nil {
+			return err
+		}
+		d.dir = d.opts.nodeDir
+	}
+	defer d.closeGrid()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bopts := tubfarm.Options{Logger: log, Registerer: reg}
+	if d.grid != nil {
+		bopts.Backoff = demoBackoff
+	}
+	d.broker, err = tubfarm.Open(d.dir, bopts)
+	if err != nil {
+		return fmt.Errorf("node directory %s: %w", d.dir, err)
+	}
+	defer d.broker.Close()
+	node := d.broker.Node()
+	d.handler = status.NewHandler(d.broker, status.Options{Node: node.Config.Nickname, Gatherer: reg})
+
+	if !d.opts.once || d.opts.httpSet {
+		stop, err := d.serveHTTP()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	d.printHeader(node)
+
+	total := len(d.broker.Servers())
+	if total == 0 {
+		if d.opts.once {
+			return fmt.Errorf("node directory %s defines no storage servers (no servers.yaml entries, no cached announcements)", d.dir)
+		}
+		fmt.Fprintf(d.out, "warning: the node directory defines no storage servers yet\n")
+	}
+	all := d.waitConnected(ctx, total)
+	if ctx.Err() != nil {
+		return nil // interrupted during start-up
+	}
+	var linkErr error
+	if d.grid != nil && all {
+		linkErr = d.printUnlinkability()
+	}
+
+	if d.opts.once {
+		rep := d.handler.Report()
+		enc := json.NewEncoder(d.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+		switch {
+		case !all:
+			return fmt.Errorf("%d of %d servers connected after %v", rep.Connected, rep.Total, d.opts.timeout)
+		case linkErr != nil:
+			return linkErr
+		}
+		return nil
+	}
+	if linkErr != nil {
+		fmt.Fprintf(d.out, "warning: %v\n", linkErr)
+	}
+	if !all {
+		fmt.Fprintf(d.out, "not every server connected within %v; carrying on\n", d.opts.timeout)
+	}
+	d.live(ctx)
+	return nil
+}
+
+// checkNodeDir gives a clear error for a path that is not a node directory.
+func checkNodeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("node directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Errorf("node directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("node directory %s is not a directory", dir)
+	}
+	if _, err := os.Stat(config.TahoeCfgPath(dir)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s is not a Tahoe node directory: %s does not exist", dir, config.TahoeCfgPath(dir))
+		}
+		return fmt.Errorf("node directory: %w", err)
+	}
+	return nil
+}
+
+// startGrid starts the demo's storage servers and writes a node directory
+// for them: introducer "alpha" knows the first two thirds, "beta" the last
+// two thirds, and servers.yaml overrides the last server.
+func (d *demo) startGrid(ctx context.Context) error {
+	g, err := grid.Start(ctx, d.opts.servers, "storage", grid.Options{})
+	if err != nil {
+		return fmt.Errorf("starting the demo grid: %w", err)
+	}
+	d.grid = g
+	dir, err := os.MkdirTemp("", "tubfarm-demo-")
+	if err != nil {
+		return err
+	}
+	d.dir, d.tempDir = dir, true
+	n := len(g.Servers)
+	alpha := g.Servers[:(2*n+2)/3]
+	beta := g.Servers[n/3:]
+	last := g.Servers[n-1]
+	cfg := "[node]\nnickname = " + demoNickname + "\ntub.port = disabled\ntub.location = disabled\nreveal-IP-address = true\n\n[connections]\ntcp = tcp\n"
+	return grid.WriteNodeDir(dir, grid.NodeDir{
+		TahoeCfg:    cfg,
+		Introducers: map[string][]*grid.Server{"alpha": alpha, "beta": beta},
+		Static:      []*grid.Server{last},
+		Connections: map[string]map[string]string{last.ID: {"tcp": "tcp"}},
+	})
+}
+
+func (d *demo) closeGrid() {
+	if d.grid != nil {
+		d.grid.Close()
+	}
+	if d.tempDir {
+		os.RemoveAll(d.dir)
+	}
+}
+
+// serveHTTP starts the status server and returns a function that shuts it
+// down.
+func (d *demo) serveHTTP() (stop func(), err error) {
+	ln, err := net.Listen("tcp", d.opts.http)
+	if err != nil {
+		return nil, fmt.Errorf("status page: %w", err)
+	}
+	srv := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	d.url = "http://" + ln.Addr().String() + "/"
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
+}
+
+func (d *demo) printHeader(node *config.Node) {
+	w := d.out
+	fmt.Fprintf(w, "tubfarm demo\n")
+	if d.grid != nil {
+		n := len(d.grid.Servers)
+		fmt.Fprintf(w, "  grid:           %d storage servers on 127.0.0.1, each with its own port and identity\n", n)
+		fmt.Fprintf(w, "  introducers:    alpha announces %s, beta announces %s\n",
+			nickRange(d.grid.Servers[:(2*n+2)/3]), nickRange(d.grid.Servers[n/3:]))
+		fmt.Fprintf(w, "  servers.yaml:   overrides %s\n", d.grid.Servers[n-1].Nickname)
+		if !d.opts.once && d.opts.chaos > 0 {
+			fmt.Fprintf(w, "  chaos:          one server stopped every ~%v for %v (seed %d)\n", d.opts.chaos, d.opts.downtime, d.opts.seed)
+		}
+	}
+	fmt.Fprintf(w, "  node directory: %s\n", d.dir)
+	if id := node.Identity; id != nil {
+		fmt.Fprintf(w, "  node TubID:     %s (node.pem; never shown to a storage server)\n", id.TubID)
+	}
+	for _, warn := range node.Warnings {
+		fmt.Fprintf(w, "  warning:        %v\n", warn)
+	}
+	if d.url != "" {
+		fmt.Fprintf(w, "  status page:    %s  (JSON: %sstatus?t=json, metrics: %smetrics)\n", d.url, d.url, d.url)
+	}
+}
+
+func nickRange(ss []*grid.Server) string {
+	if len(ss) == 1 {
+		return ss[0].Nickname
+	}
+	return ss[0].Nickname + " to " + ss[len(ss)-1].Nickname
+}
+
+// waitConnected shows a progress line until total servers are connected,
+// the timeout passes or ctx ends, and reports whether all connected.
+func (d *demo) waitConnected(ctx context.Context, total int) bool {
+	ch, unsubscribe := d.broker.Subscribe()
+	defer unsubscribe()
+	deadline := time.NewTimer(d.opts.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(200 * time.Millisecond) // keeps the elapsed time moving on a terminal
+	defer tick.Stop()
+	if !d.tty {
+		tick.Stop()
+	}
+	last := -1
+	for {
+		n := d.connected()
+		if n != last || d.tty {
+			d.progress(n, total, n >= total)
+			last = n
+		}
+		if n >= total {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-deadline.C:
+			if d.tty {
+				fmt.Fprintln(d.out)
+			}
+			return false
+		case <-ctx.Done():
+			if d.tty {
+				fmt.Fprintln(d.out)
+			}
+			return false
+		}
+	}
+}
+
+func (d *demo) connected() int {
+	n := 0
+	for _, st := range d.broker.Statuses() {
+		if st.Connected {
+			n++
+		}
+	}
+	return n
+}
+
+// progress prints "connecting: N of M servers connected", in place on a
+// terminal.
+func (d *demo) progress(n, total int, done bool) {
+	const width = 24
+	bar := ""
+	if total > 0 {
+		fill := n * width / total
+		bar = "[" + strings.Repeat("#", fill) + strings.Repeat(".", width-fill) + "] "
+	}
+	elapsed := status.Human(time.Since(d.started))
+	word := "connecting:"
+	if done {
+		word = "connected: "
+	}
+	line := fmt.Sprintf("%s %s%d of %d servers connected (%s)", word, bar, n, total, elapsed)
+	if d.tty {
+		fmt.Fprintf(d.out, "\r\x1b[K%s", line)
+		if done {
+			fmt.Fprintln(d.out)
+		}
+		return
+	}
+	fmt.Fprintln(d.out, line)
+}
+
+// printUnlinkability shows which client TubID each server saw, and checks
+// that no two servers saw the same one and none saw the node's own.
+func (d *demo) printUnlinkability() error {
+	var nodeID string
+	if id := d.broker.Identity(); id != nil {
+		nodeID = id.TubID
+	}
+	owner := map[string]string{}
+	var problems []string
+	fmt.Fprintf(d.out, "client TubIDs seen by each server:\n")
+	servers := append([]*grid.Server(nil), d.grid.Servers...)
+	sort.Slice(servers, func(i, j int) bool { return servers[i].Nickname < servers[j].Nickname })
+	for _, gs := range servers {
+		seen := gs.Clients()
+		fmt.Fprintf(d.out, "  %-12s saw %s\n", gs.Nickname, strings.Join(seen, ", "))
+		for _, c := range seen {
+			if other, dup := owner[c]; dup && other != gs.Nickname {
+				problems = append(problems, fmt.Sprintf("%s and %s saw the same client TubID %s", other, gs.Nickname, c))
+			}
+			owner[c] = gs.Nickname
+			if c == nodeID {
+				problems = append(problems, fmt.Sprintf("%s saw the node's own TubID %s", gs.Nickname, c))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("linkable: " + strings.Join(problems, "; "))
+	}
+	fmt.Fprintf(d.out, "unlinkable: %d servers saw %d different client TubIDs, none of them the node's own\n", len(servers), len(owner))
+	return nil
+}
+
+// live shows the status until ctx ends: on a terminal, a screen redrawn
+// every second; otherwise one line per event and the table every
+// tableEvery. In demo grid mode it also runs the chaos loop.
+func (d *demo) live(ctx context.Context) {
+	ch, unsubscribe := d.broker.Subscribe()
+	defer unsubscribe()
+
+	writeTable(d.out, d.handler.Report(), d.tty)
+	if d.url != "" {
+		fmt.Fprintf(d.out, "ready: status page at %s (Ctrl-C to stop)\n", d.url)
+	} else {
+		fmt.Fprintf(d.out, "ready (Ctrl-C to stop)\n")
+	}
+
+	var wg sync.WaitGroup
+	chaosCtx, stopChaos := context.WithCancel(ctx)
+	defer func() {
+		stopChaos()
+		wg.Wait()
+	}()
+	if d.grid != nil && d.opts.chaos > 0 {
+		wg.Go(func() { d.chaos(chaosCtx) })
+	}
+
+	redraw := time.NewTicker(time.Second)
+	defer redraw.Stop()
+	if !d.tty {
+		redraw.Reset(tableEvery)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.mu.Lock()
+			if d.tty {
+				fmt.Fprintln(d.out)
+			}
+			fmt.Fprintln(d.out, "shutting down")
+			d.mu.Unlock()
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			d.event(d.describe(ev))
+		case <-redraw.C:
+			d.mu.Lock()
+			if d.tty {
+				d.drawScreen()
+			} else {
+				writeTable(d.out, d.handler.Report(), false)
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// event records an event line and, when stdout is not a terminal, prints
+// it at once (on a terminal the next redraw shows it).
+func (d *demo) event(line string) {
+	line = time.Now().Format("15:04:05") + "  " + line
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.events = append(d.events, line)
+	if len(d.events) > 12 {
+		d.events = d.events[len(d.events)-12:]
+	}
+	if !d.tty {
+		fmt.Fprintln(d.out, line)
+	}
+}
+
+func (d *demo) nickname(id string) string {
+	if s, ok := d.broker.Server(id); ok && s.Nickname() != "" {
+		return s.Nickname()
+	}
+	return id
+}
+
+// describe turns a state change into an event line.
+func (d *demo) describe(ev messages.StateChanged) string {
+	who := fmt.Sprintf("%-12s", d.nickname(ev.ServerID))
+	switch ev.To {
+	case messages.Connected:
+		return fmt.Sprintf("%s connected to %s via %s, as client %s", who, ev.Hint, ev.Handler, shortID(ev.TubID))
+	case messages.WaitingToRetry:
+		why := ev.Reason
+		if ev.Err != nil {
+			why += ": " + ev.Err.Error()
+		}
+		if why == "" {
+			why = "waiting"
+		}
+		return fmt.Sprintf("%s %s → waiting_to_retry, next attempt in %s (%s)", who, ev.From, status.Human(ev.Delay), why)
+	case messages.Connecting:
+		return fmt.Sprintf("%s connecting, as client %s", who, shortID(ev.TubID))
+	}
+	return fmt.Sprintf("%s %s → %s", who, ev.From, ev.To)
+}
+
+func shortID(tubid string) string {
+	if len(tubid) > 8 {
+		return tubid[:8] + "…"
+	}
+	if tubid == "" {
+		return "(none)"
+	}
+	return tubid
+}
+
+// drawScreen redraws the terminal: header, table, recent events. d.mu is
+// held.
+func (d *demo) drawScreen() {
+	var sb strings.Builder
+	sb.WriteString("\x1b[H\x1b[2J")
+	fmt.Fprintf(&sb, "tubfarm demo — up %s — %s", status.Human(time.Since(d.started)), d.dir)
+	if d.url != "" {
+		fmt.Fprintf(&sb, " — status page %s", d.url)
+	}
+	sb.WriteString(" — Ctrl-C to stop\n\n")
+	writeTable(&sb, d.handler.Report(), true)
+	sb.WriteString("\nrecent events:\n")
+	for _, e := range d.events {
+		sb.WriteString("  " + e + "\n")
+	}
+	io.WriteString(d.out, sb.String())
+}
+
+// chaos stops a random server every opts.chaos on average, and restarts it
+// opts.downtime later on the same port with the same identity.
+func (d *demo) chaos(ctx context.Context) {
+	rng := rand.New(rand.NewPCG(uint64(d.opts.seed), 0x7475626661726d))
+	for {
+		wait := time.Duration(float64(d.opts.chaos) * (0.5 + rng.Float64()))
+		if !sleep(ctx, wait) {
+			return
+		}
+		s := d.grid.Servers[rng.IntN(len(d.grid.Servers))]
+		if err := s.Stop(); err != nil {
+			d.event(fmt.Sprintf("chaos: stopping %s failed: %v", s.Nickname, err))
+			continue
+		}
+		d.event(fmt.Sprintf("chaos: stopped %s; restarting it in %s", s.Nickname, status.Human(d.opts.downtime)))
+		if !sleep(ctx, d.opts.downtime) {
+			// Shutting down: Grid.Close closes the listener already
+			// closed; nothing to restart.
+			return
+		}
+		if err := s.Restart(ctx); err != nil {
+			d.event(fmt.Sprintf("chaos: restarting %s failed: %v", s.Nickname, err))
+			continue
+		}
+		d.event(fmt.Sprintf("chaos: restarted %s on %s", s.Nickname, s.Addr()))
+	}
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
