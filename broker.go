@@ -163,6 +163,7 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 	for _, w := range node.Warnings {
 		log.Warn("tubfarm: node directory", slog.Any("warning", w))
 	}
+	warnRevealing(log, node, node.Map.IDs())
 	if node.Dir != "" && opts.WatchInterval >= 0 {
 		b.startWatch()
 	}
@@ -200,6 +201,22 @@ func newTransports(cfg *config.TahoeConfig, opts Options) (*hints.Transports, er
 		tc.I2P = &hints.SAMConfig{Addr: addr}
 	}
 	return hints.NewTransports(tc)
+}
+
+// warnRevealing logs a warning for each of the servers ids that will be
+// dialed directly over TCP although "[node] reveal-IP-address = false": a
+// servers.yaml connections: override allows it, as in Tahoe-LAFS, and the
+// exception must not go unnoticed.
+func warnRevealing(log *slog.Logger, node *config.Node, ids []string) {
+	if node.Config.RevealIP {
+		return
+	}
+	for _, id := range ids {
+		if e, ok := node.Map.Get(id); ok && e.Policy.RevealsIP() {
+			log.Warn("tubfarm: server reveals the IP address: its connections override allows direct TCP although reveal-IP-address = false",
+				slog.String("server", id), slog.String("nickname", e.Nickname))
+		}
+	}
 }
 
 // specs turns the node's merged map into the broker's server specs.
@@ -278,11 +295,12 @@ func (b *Broker) Reload() error {
 }
 
 func (b *Broker) applyLocked(next *config.Node) error {
-	_, removed, _ := next.Map.Diff(b.node.Map)
+	added, removed, changed := next.Map.Diff(b.node.Map)
 	if err := b.ab.Apply(specs(next)); err != nil {
 		return err
 	}
 	b.cn.forget(removed)
+	warnRevealing(b.log, next, append(added, changed...))
 	b.node = next
 	return nil
 }

@@ -75,6 +75,12 @@ func (c *connector) forget(ids []string) {
 	}
 }
 
+// MaxDialHints is the most connection hints one attempt dials, in FURL
+// order; the others are reported as not tried. Foolscap dials every hint at
+// once, so without a bound an announcement written by a stranger could make
+// each attempt open thousands of connections.
+const MaxDialHints = 16
+
 // errNoUsableHints is returned when policy leaves no hint to dial.
 var errNoUsableHints = errors.New("tubfarm: no usable connection hints")
 
@@ -95,6 +101,10 @@ func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tu
 			report(d.Raw, "bad hint: no handler registered")
 			continue
 		}
+		if len(targets) == MaxDialHints {
+			report(d.Raw, fmt.Sprintf("not tried: only the first %d usable hints are dialed", MaxDialHints))
+			continue
+		}
 		targets = append(targets, foolscap.Target{
 			Hint:    d.Raw,
 			Addr:    d.Hint.Addr(),
@@ -113,7 +123,7 @@ func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tu
 		TubID:          furl.TubID,
 		Targets:        targets,
 		ConnConfig:     c.conn,
-		TLSConfig:      c.tlsTweak,
+		TLSConfig:      noResumption(c.tlsTweak),
 		LastConnection: p.last,
 		OnStatus:       report,
 		Timeout:        -1, // the broker's ConnectTimeout bounds ctx
@@ -144,6 +154,20 @@ func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tu
 			},
 		},
 	}, nil
+}
+
+// noResumption applies tweak and then turns TLS session resumption off
+// again, whatever tweak did. A resumed TLS 1.3 session sends no client
+// certificate: the server would see the identity of the session's first
+// connection, linking identities that must stay apart.
+func noResumption(tweak func(*tls.Config)) func(*tls.Config) {
+	return func(c *tls.Config) {
+		if tweak != nil {
+			tweak(c)
+		}
+		c.ClientSessionCache = nil
+		c.SessionTicketsDisabled = true
+	}
 }
 
 // session is a live Foolscap connection and the server's storage reference.

@@ -260,6 +260,7 @@ func (b *Broker) Apply(specs []messages.ServerSpec) error {
 	}
 	select {
 	case <-req.done:
+		b.sh.m.revealingIP.Set(float64(countRevealing(specs)))
 		return nil
 	case <-b.stopped:
 		return ErrClosed

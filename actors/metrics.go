@@ -33,6 +33,7 @@ type metrics struct {
 	failures           *prometheus.CounterVec   // handler, reason
 	disconnects        *prometheus.CounterVec   // handler, reason
 	servers            *prometheus.GaugeVec     // state
+	revealingIP        prometheus.Gauge         // servers_revealing_ip
 	restarts           prometheus.Counter       // server actors
 	brokerRestarts     prometheus.Counter
 	backoffSeconds     prometheus.Histogram
@@ -86,6 +87,11 @@ func newMetrics() *metrics {
 			Name:      "servers",
 			Help:      "Servers held by the broker, by connection state.",
 		}, []string{"state"}),
+		revealingIP: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns,
+			Name:      "servers_revealing_ip",
+			Help:      "Servers whose connection policy dials some hints directly over TCP, revealing the client's IP address.",
+		}),
 		restarts:       restarts.WithLabelValues("server"),
 		brokerRestarts: restarts.WithLabelValues("broker"),
 		backoffSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -123,7 +129,7 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.identitySeconds, m.handshakeSeconds, m.attempts, m.failures, m.disconnects,
-		m.servers, m.restartsVec, m.backoffSeconds, m.illegalTransitions, m.droppedEvents,
+		m.servers, m.revealingIP, m.restartsVec, m.backoffSeconds, m.illegalTransitions, m.droppedEvents,
 	}
 }
 
@@ -153,4 +159,16 @@ func (m *metrics) unregister() {
 		m.reg.Unregister(c)
 	}
 	m.registered = nil
+}
+
+// countRevealing counts the specs whose policy reveals the client's IP
+// address, for tubfarm_servers_revealing_ip.
+func countRevealing(specs []messages.ServerSpec) int {
+	n := 0
+	for _, s := range specs {
+		if s.RevealsIP {
+			n++
+		}
+	}
+	return n
 }

@@ -25,9 +25,10 @@ type TahoeConfig struct {
 	Nickname string
 
 	// RevealIP is [node] reveal-IP-address (default true). When false,
-	// every setting that could reveal the node's IP address is an error
-	// (ErrPrivacy), as in Tahoe, and so is a servers.yaml connections:
-	// override that routes tcp hints over direct TCP, which Tahoe allows.
+	// every node-wide setting that could reveal the node's IP address is
+	// an error (ErrPrivacy), as in Tahoe. As in Tahoe, a servers.yaml
+	// connections: override may still route one server's tcp hints over
+	// direct TCP; that server's policy then reports RevealsIP.
 	RevealIP bool
 
 	// TubPort and TubLocation are [node] tub.port and tub.location as

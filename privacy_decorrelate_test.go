@@ -1,0 +1,159 @@
+package tubfarm_test
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tubfarm/tubfarm"
+	"github.com/tubfarm/tubfarm/actors"
+	"github.com/tubfarm/tubfarm/internal/grid"
+)
+
+// manualClock is an actors.Clock that moves only when told to.
+type manualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*manualTimer
+}
+
+type manualTimer struct {
+	c    *manualClock
+	at   time.Time
+	f    func()
+	done bool
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) AfterFunc(d time.Duration, f func()) actors.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &manualTimer{c: c, at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *manualTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.done {
+		return false
+	}
+	t.done = true
+	return true
+}
+
+// Advance moves the clock by d and fires the timers that came due, each
+// in its own goroutine, as time.AfterFunc does.
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	for _, t := range c.timers {
+		if !t.done && !t.at.After(c.now) {
+			t.done = true
+			due = append(due, t.f)
+		}
+	}
+	c.timers = slices.DeleteFunc(c.timers, func(t *manualTimer) bool { return t.done })
+	c.mu.Unlock()
+	for _, f := range due {
+		go f()
+	}
+}
+
+// TestPrivacyDecorrelateEndToEnd checks connect-time decorrelation through
+// tubfarm.Open (Options.Decorrelate, with an injected clock and a seeded
+// random source): no server is contacted before its own random delay, the
+// delays are spread uniformly over the window, and the first server to
+// come due connects alone. actors.TestDecorrelate checks the statistics
+// on 400 servers and the absence of reconnection waves.
+func TestPrivacyDecorrelateEndToEnd(t *testing.T) {
+	const (
+		n      = 60
+		window = 10 * time.Minute
+	)
+	g, err := grid.Start(testCtx(t), n, "decor", grid.Options{Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	dir := t.TempDir()
+	if err := grid.WriteNodeDir(dir, grid.NodeDir{Static: g.Servers}); err != nil {
+		t.Fatal(err)
+	}
+	clk := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	start := clk.Now()
+	src := rand.New(rand.NewPCG(2759, 6))
+	b := openBroker(t, dir, tubfarm.Options{
+		Decorrelate:  window,
+		ActorOptions: []actors.Option{actors.WithClock(clk), actors.WithRand(src.Float64)},
+	})
+	waitFor(t, b, "every server to be held back", func() bool {
+		sts := b.Statuses()
+		return len(sts) == n && !slices.ContainsFunc(sts, func(st actors.Status) bool { return st.State != actors.WaitingToRetry })
+	})
+	for _, s := range g.Servers {
+		if c := s.Clients(); len(c) > 0 {
+			t.Fatalf("%s was contacted before its decorrelation delay", s.Nickname)
+		}
+	}
+
+	// Spread: chi-square over 5 equal bins, 4 degrees of freedom; 18.47
+	// is the 0.1% critical value.
+	var bins [5]int
+	first, firstID := window, ""
+	for _, st := range b.Statuses() {
+		d := st.NextAttempt.Sub(start)
+		if d < 0 || d >= window {
+			t.Fatalf("%s scheduled at +%v, outside the window", st.Nickname, d)
+		}
+		bins[int(d*5/window)]++
+		if d < first {
+			first, firstID = d, st.ID
+		}
+	}
+	chi2 := 0.0
+	for _, c := range bins {
+		e := float64(n) / 5
+		chi2 += (float64(c) - e) * (float64(c) - e) / e
+	}
+	if chi2 > 18.47 {
+		t.Errorf("first connections not uniform over the window: bins %v, chi2 %.1f", bins, chi2)
+	}
+
+	// The earliest comes due: it, and only it, connects.
+	clk.Advance(first)
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range g.Servers {
+		if s.ID != firstID {
+			continue
+		}
+		select {
+		case <-s.Seen():
+		case <-ctx.Done():
+			t.Fatalf("the earliest server, %s, saw no client", s.Nickname)
+		}
+	}
+	for _, s := range g.Servers {
+		if s.ID != firstID && len(s.Clients()) > 0 {
+			t.Errorf("%s was contacted at +%v, before its delay", s.Nickname, first)
+		}
+	}
+
+	// At the end of the window everyone has connected.
+	clk.Advance(window)
+	if err := b.WhenConnected(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,126 @@
+package tubfarm_test
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tubfarm/tubfarm"
+	"github.com/tubfarm/tubfarm/config"
+	"github.com/tubfarm/tubfarm/internal/privtest"
+	"github.com/tubfarm/tubfarm/internal/pyfoolscap"
+)
+
+// pyPeerGrid is pyGrid (interop_test.go) that also prints the address
+// each client connection came from: "CONNECT <n> <client tubid> <host>".
+const pyPeerGrid = `
+import sys
+from twisted.internet import reactor
+from foolscap.api import Tub, Referenceable
+
+class RecordingTub(Tub):
+    def brokerAttached(self, tubref, broker, isClient):
+        print("CONNECT %s %s %s" % (self.n, tubref.getTubID(), broker.transport.getPeer().host), flush=True)
+        return Tub.brokerAttached(self, tubref, broker, isClient)
+
+class Storage(Referenceable):
+    def remote_get_version(self):
+        return {b"application-version": b"tahoe-lafs/1.19.0"}
+
+n = int(sys.argv[1])
+for i in range(n):
+    tub = RecordingTub()
+    tub.n = i
+    tub.startService()
+    l = tub.listenOn("tcp:0:interface=127.0.0.1")
+    tub.setLocation("tcp:127.0.0.1:%d" % l.getPortnum())
+    print("FURL %d %s" % (i, tub.registerReference(Storage())), flush=True)
+print("READY", flush=True)
+reactor.run()
+`
+
+// furlHints matches the hints of a FURL.
+var furlHints = regexp.MustCompile(`@tcp:127\.0\.0\.1:(\d+)/`)
+
+// TestPrivacyUnlinkableThroughTor checks unlinkability against real
+// Foolscap 21.7 servers reached through the SOCKS path of an anonymous
+// node: the servers' FURLs name them by host names that only the proxy
+// resolves; each server sees a distinct client TubID, none the node's
+// own, every connection comes from the proxy's address, and each server's
+// streams carry SOCKS credentials of their own.
+func TestPrivacyUnlinkableThroughTor(t *testing.T) {
+	const n = 3
+	py := pyfoolscap.Start(t, pyPeerGrid, strconv.Itoa(n))
+	proxy := privtest.StartProxy(t)
+	var sb strings.Builder
+	sb.WriteString("storage:\n")
+	for {
+		line := py.Line(t, 30*time.Second)
+		if line == "READY" {
+			break
+		}
+		var i int
+		var furl string
+		if _, err := fmt.Sscanf(line, "FURL %d %s", &i, &furl); err != nil {
+			t.Fatalf("unexpected line from python: %q", line)
+		}
+		// tcp:127.0.0.1 would be refused as non-Tor-able; name the
+		// server instead, as a Tahoe server behind Tor would.
+		furl = furlHints.ReplaceAllString(furl, fmt.Sprintf("@tcp:py-%d.example:$1/", i))
+		fmt.Fprintf(&sb, "  py-%d:\n    ann:\n      nickname: py-%d\n      anonymous-storage-FURL: %s\n", i, i, furl)
+	}
+	dir := t.TempDir()
+	if err := privtest.WriteNodeDir(dir, privtest.NodeDir{TahoeCfg: privtest.AnonymousCfg(proxy.Addr, "")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config.ServersPath(dir), []byte(sb.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := new(privtest.Resolver)
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, Resolver: res})
+	if err := b.WhenConnected(testCtx(t), n); err != nil {
+		t.Fatalf("%v\n%s", err, summaries(b))
+	}
+	seen := map[string]int{}
+	for range n {
+		line := py.Line(t, 30*time.Second)
+		var i int
+		var tubid, host string
+		if _, err := fmt.Sscanf(line, "CONNECT %d %s %s", &i, &tubid, &host); err != nil {
+			t.Fatalf("unexpected line from python: %q", line)
+		}
+		if host != privtest.SOCKSAddr.String() {
+			t.Errorf("server %d: connection from %s, want the proxy's %s", i, host, privtest.SOCKSAddr)
+		}
+		if j, dup := seen[tubid]; dup {
+			t.Errorf("servers %d and %d saw the same client TubID %s", i, j, tubid)
+		}
+		seen[tubid] = i
+		if tubid == b.Identity().TubID {
+			t.Errorf("server %d saw the node's persistent TubID", i)
+		}
+		if st := mustServer(t, b, fmt.Sprintf("py-%d", i)).Status(); st.TubID != tubid || st.Handler != "tor" {
+			t.Errorf("server %d saw %s; status says TubID %s via %q", i, tubid, st.TubID, st.Handler)
+		}
+	}
+	users := map[string]string{}
+	for _, s := range proxy.Streams() {
+		if s.User == "" || s.FQDN == "" {
+			t.Errorf("stream to %s: user %q: want a name and credentials", s.Host(), s.User)
+		}
+		if other, ok := users[s.User]; ok && other != s.FQDN {
+			t.Errorf("%s and %s share SOCKS user %q", other, s.FQDN, s.User)
+		}
+		users[s.User] = s.FQDN
+	}
+	if len(users) != n {
+		t.Errorf("%d SOCKS user names for %d servers", len(users), n)
+	}
+	if names := res.Names(); len(names) > 0 {
+		t.Errorf("names resolved locally: %v", names)
+	}
+}
