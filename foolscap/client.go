@@ -408,7 +408,7 @@ func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) 
 	if _, err := raw.Write(upgradeRequest(cfg.TubID, r.target.Host)); err != nil {
 		return nil, nerr("sending upgrade request", err)
 	}
-	resp, err := readBlock(raw, MaxBlockSize)
+	resp, rest, err := readBlockPlain(raw, MaxBlockSize)
 	if err != nil {
 		return nil, nerr("reading upgrade response", err)
 	}
@@ -424,7 +424,7 @@ func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) 
 	if cfg.TLSConfig != nil {
 		cfg.TLSConfig(tcfg)
 	}
-	sniff := &sniffConn{Conn: raw}
+	sniff := &sniffConn{Conn: withPrefix(raw, rest)}
 	tc := tls.Client(sniff, tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if msg, ok := sniff.plaintextError(); ok {
@@ -432,7 +432,7 @@ func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) 
 		}
 		return nil, nerr("handshake", err)
 	}
-	sniff.done = true
+	sniff.done, sniff.seen = true, nil // stop recording, and free what was kept for errors
 	r.state = tc.ConnectionState()
 	r.timings.TLS = time.Since(start)
 

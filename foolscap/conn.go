@@ -185,7 +185,7 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	pc.enc.refs = pc
 	pc.enc.setVocab(cfg.Vocab)
 	pc.lastRecv.Store(time.Now().UnixNano())
-	pc.dec = NewDecoder(bufio.NewReaderSize(activityReader{pc}, 16<<10), DecoderOptions{
+	pc.dec = NewDecoder(bufio.NewReaderSize(activityReader{pc}, 4<<10), DecoderOptions{
 		Vocab:  cfg.Vocab,
 		Limits: cfg.Limits,
 		OnPing: pc.owePong,

@@ -291,7 +291,7 @@ func (s *serverNegotiation) run(ctx context.Context) (net.Conn, ConnConfig, *Tub
 	}
 
 	// Plaintext: GET /id/<tubid>.
-	req, err := readBlock(s.raw, MaxBlockSize)
+	req, rest, err := readBlockPlain(s.raw, MaxBlockSize)
 	if errors.Is(err, ErrBlockTooLong) {
 		return nil, zero, nil, nil, plainFail(msgInternalError, fmt.Errorf("Header too long: %w", err))
 	}
@@ -323,7 +323,7 @@ func (s *serverNegotiation) run(ctx context.Context) (net.Conn, ConnConfig, *Tub
 	if s.l.cfg.TLSConfig != nil {
 		s.l.cfg.TLSConfig(tcfg)
 	}
-	tc := tls.Server(s.raw, tcfg)
+	tc := tls.Server(withPrefix(s.raw, rest), tcfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, zero, nil, nil, wrap("handshake", err)
 	}

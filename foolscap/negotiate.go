@@ -296,6 +296,62 @@ func readBlock(r io.Reader, max int) ([]byte, error) {
 	}
 }
 
+// readBlockPlain is readBlock for the plaintext upgrade exchange, where a
+// byte-at-a-time read would be a system call each: it reads whatever has
+// arrived (never more than limit bytes in all) and returns the bytes that
+// followed the terminator as rest. The caller must read rest before
+// anything else from r (see withPrefix). Peers do not normally send
+// anything after the upgrade request or response until they get an answer,
+// so rest is normally empty.
+func readBlockPlain(r io.Reader, limit int) (block, rest []byte, err error) {
+	buf := make([]byte, 0, 256)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, len(buf))
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		from := max(0, len(buf)-len(blockEnd)+1) // the terminator may straddle reads
+		buf = buf[:len(buf)+n]
+		if i := bytes.Index(buf[from:], blockEnd); i >= 0 {
+			end := from + i
+			return buf[:end], buf[end+len(blockEnd):], nil
+		}
+		if len(buf) >= limit {
+			return buf, nil, ErrBlockTooLong
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, nil, err
+		}
+	}
+}
+
+// prefixConn is a net.Conn whose first reads return rest.
+type prefixConn struct {
+	net.Conn
+	rest []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.rest) > 0 {
+		n := copy(p, c.rest)
+		c.rest = c.rest[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// withPrefix returns c with rest put back in front of what is still to be
+// read from it.
+func withPrefix(c net.Conn, rest []byte) net.Conn {
+	if len(rest) == 0 {
+		return c
+	}
+	return &prefixConn{Conn: c, rest: rest}
+}
+
 // upgradeRequest returns the client's plaintext request (foolscap-wire.md
 // §3.1).
 func upgradeRequest(tubID, host string) []byte {
