@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/asynkron/protoactor-go/actor"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -468,14 +469,14 @@ func TestTriggerOnConnect(t *testing.T) {
 				}
 				return &ConnectError{Reason: ReasonRefused, Err: errors.New("refused")}
 			}
-			b, _ := newTestBroker(t, Config{Connector: conn, IsolatedBackoff: isolated})
+			b, clk := newTestBroker(t, Config{Connector: conn, IsolatedBackoff: isolated})
 			rec := newRecorder(t, b)
 			if err := b.Apply([]messages.ServerSpec{spec("late", "k"), spec("down", "k")}); err != nil {
 				t.Fatal(err)
 			}
 			rec.until(func() bool { return rec.count("late", WaitingToRetry) == 1 && rec.count("down", WaitingToRetry) == 1 })
-			// The clock never moves in this test: every attempt after
-			// the first comes from TryNow or from the trigger.
+			// The clock moves only by hand in this test: every attempt
+			// after the first comes from TryNow or from the trigger.
 			up.Store(true)
 			if err := b.TryNow("late"); err != nil {
 				t.Fatal(err)
@@ -490,11 +491,22 @@ func TestTriggerOnConnect(t *testing.T) {
 				}
 				return
 			}
+			// The trigger moves down's retry to a random point of the
+			// base delay (0.5 s with the tests' constant draw), like
+			// Foolscap's reset() moving it to 1 s, rather than to now.
 			rec.until(func() bool { return rec.count("down", WaitingToRetry) == 2 })
-			if got := rec.states("down"); !slices.Equal(got, []State{Connecting, WaitingToRetry, Connecting, WaitingToRetry}) {
+			if ev := rec.events["down"][2]; ev.Delay != 500*time.Millisecond {
+				t.Errorf("down: triggered reset moved the retry to +%v, want +500ms", ev.Delay)
+			}
+			if n := len(conn.ids("down")); n != 1 {
+				t.Errorf("down attempted %d times right after the trigger, want 1", n)
+			}
+			clk.Advance(500 * time.Millisecond)
+			rec.until(func() bool { return rec.count("down", WaitingToRetry) == 3 })
+			if got := rec.states("down"); !slices.Equal(got, []State{Connecting, WaitingToRetry, WaitingToRetry, Connecting, WaitingToRetry}) {
 				t.Errorf("down: states %v", got)
 			}
-			if ev := rec.events["down"][3]; ev.Delay != time.Second {
+			if ev := rec.events["down"][4]; ev.Delay != time.Second {
 				t.Errorf("down: delay after the triggered attempt %v, want the base 1s (failures reset)", ev.Delay)
 			}
 		})
@@ -718,5 +730,46 @@ func TestBrokerGivesUp(t *testing.T) {
 		if !s.closed.Load() {
 			t.Error("a session survived")
 		}
+	}
+}
+
+// TestTriggeredResetRules checks the limits of the automatic reset made
+// when another server connects: a notice of a connection made before the
+// wait began is ignored, and a wait is moved at most once.
+func TestTriggeredResetRules(t *testing.T) {
+	conn := newMemConnector()
+	conn.fail = func(string, int) error { return &ConnectError{Reason: ReasonRefused, Err: errors.New("refused")} }
+	b, clk := newTestBroker(t, Config{Connector: conn})
+	rec := newRecorder(t, b)
+	if err := b.Apply([]messages.ServerSpec{spec("down", "k")}); err != nil {
+		t.Fatal(err)
+	}
+	rec.until(func() bool { return rec.count("down", WaitingToRetry) == 1 })
+	pid := actor.NewPID(b.sys.Address(), b.pid.Id+"/down")
+	trigger := func(at time.Time) { b.sys.Root.Send(pid, &tryNow{triggered: true, at: at}) }
+	// barrier: TryNow is queued behind the triggers and starts an attempt.
+	barrier := func(n int) {
+		t.Helper()
+		if err := b.TryNow("down"); err != nil {
+			t.Fatal(err)
+		}
+		rec.until(func() bool { return rec.count("down", Connecting) == n })
+	}
+
+	clk.Advance(time.Millisecond)
+	trigger(clk.Now().Add(-time.Second)) // a connection from before this wait
+	barrier(2)
+	if got := rec.states("down"); !slices.Equal(got, []State{Connecting, WaitingToRetry, Connecting}) {
+		t.Fatalf("a stale trigger moved the wait: states %v", got)
+	}
+
+	rec.until(func() bool { return rec.count("down", WaitingToRetry) == 2 })
+	clk.Advance(time.Millisecond)
+	trigger(clk.Now())
+	trigger(clk.Now())
+	barrier(3)
+	want := []State{Connecting, WaitingToRetry, Connecting, WaitingToRetry, WaitingToRetry, Connecting}
+	if got := rec.states("down"); !slices.Equal(got, want) {
+		t.Fatalf("two triggers in one wait: states %v, want %v (moved once)", got, want)
 	}
 }

@@ -77,8 +77,11 @@ type (
 	retryTimer struct{ gen uint64 }
 	// tryNow: broker actor → server actor. Cut a backoff wait short.
 	// triggered marks the automatic reset made when another server
-	// connected, which does not cut a restart delay short.
-	tryNow struct{ triggered bool }
+	// connected (at the time at); see triggeredReset.
+	tryNow struct {
+		triggered bool
+		at        time.Time
+	}
 	// updateSpec: broker actor → server actor. The spec changed in fields
 	// other than Key.
 	updateSpec struct{ spec messages.ServerSpec }
@@ -130,7 +133,11 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			a.startAttempt(ctx)
 		}
 	case *tryNow:
-		a.tryNow(ctx, m.triggered)
+		if m.triggered {
+			a.triggeredReset(ctx, m.at)
+		} else {
+			a.tryNow(ctx)
+		}
 	case *updateSpec:
 		a.slot.spec = m.spec
 		a.slot.publish()
@@ -371,7 +378,7 @@ func (a *serverActor) attemptDone(ctx actor.Context, r *attemptResult) {
 	if err := s.transition(Connected, change{}); err != nil {
 		return
 	}
-	ctx.Send(ctx.Parent(), &connectedNotice{id: s.spec.ID})
+	ctx.Send(ctx.Parent(), &connectedNotice{id: s.spec.ID, at: now})
 }
 
 // attemptFailed classifies err and schedules the next attempt.
@@ -430,6 +437,7 @@ func (a *serverActor) scheduleRetry(ctx actor.Context, d time.Duration, cause er
 	now := sh.clock.Now()
 	s.delay, s.nextAttempt = d, now.Add(d)
 	s.restartWait = false
+	s.triggered = false
 	s.timer = sh.clock.AfterFunc(d, func() { root.Send(self, &retryTimer{gen: gen}) })
 	sh.m.backoffSeconds.Observe(d.Seconds())
 	_ = s.transition(WaitingToRetry, change{err: cause, delay: d})
@@ -438,22 +446,13 @@ func (a *serverActor) scheduleRetry(ctx actor.Context, d time.Duration, cause er
 // tryNow cuts a backoff wait short, like Foolscap's Reconnector.reset(): the
 // failure count is forgotten and, if the server is waiting to retry, an
 // attempt starts at once; if an attempt is in flight, its failure would be
-// followed by the base delay. A triggered reset (another server connected)
-// leaves a restart delay alone: that delay protects against a crash loop,
-// not against an outage.
-func (a *serverActor) tryNow(ctx actor.Context, triggered bool) {
+// followed by the base delay.
+func (a *serverActor) tryNow(ctx actor.Context) {
 	s := a.slot
-	switch {
-	case s.state == Connecting:
+	switch s.state {
+	case Connecting:
 		s.failures = 0
-	case s.state == WaitingToRetry && triggered && s.sh.cfg.Decorrelate > 0 && !s.restartWait:
-		// Retrying at once would line every server up behind the one that
-		// connected; pick an independent point of the window instead.
-		s.failures = 0
-		if d := a.decorrelation(); s.sh.clock.Now().Add(d).Before(s.nextAttempt) {
-			a.scheduleRetry(ctx, d, s.lastErr)
-		}
-	case s.state == WaitingToRetry && !(triggered && s.restartWait):
+	case WaitingToRetry:
 		if s.timer != nil {
 			s.timer.Stop()
 			s.timer = nil
@@ -461,6 +460,33 @@ func (a *serverActor) tryNow(ctx actor.Context, triggered bool) {
 		s.failures = 0
 		a.startAttempt(ctx)
 	}
+}
+
+// triggeredReset is Tahoe-LAFS's _trigger_connections (#374): another
+// server connected at at, so the network is probably back, and a server
+// waiting out a long backoff should retry soon. Tahoe calls Foolscap's
+// reset(), which moves the pending retry to one second from now; here the
+// wait is cut to a random point of [0, Backoff.BaseDelay) (of the
+// Decorrelate window, when that is set), so that a grid coming back does not
+// reconnect in one synchronized wave behind the first server. The failure
+// count is forgotten. A wait is moved at most once, never by a connection
+// made before the wait began (a notice still queued from an earlier round),
+// and a restart delay after a panic is never cut: it protects against a
+// crash loop, not against an outage.
+func (a *serverActor) triggeredReset(ctx actor.Context, at time.Time) {
+	s := a.slot
+	if s.state != WaitingToRetry || s.restartWait || s.triggered || at.Before(s.since) {
+		return
+	}
+	s.failures = 0
+	w := s.sh.cfg.Backoff.BaseDelay
+	if s.sh.cfg.Decorrelate > 0 {
+		w = s.sh.cfg.Decorrelate
+	}
+	if d := time.Duration(s.sh.rand() * float64(w)); s.sh.clock.Now().Add(d).Before(s.nextAttempt) {
+		a.scheduleRetry(ctx, d, s.lastErr)
+	}
+	s.triggered = true
 }
 
 // progress records a hint status reported during the current attempt.

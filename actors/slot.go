@@ -44,6 +44,7 @@ type slot struct {
 
 	timer       Timer       // the armed retry timer, or nil
 	restartWait bool        // the timer is a restart delay after a panic
+	triggered   bool        // a triggered reset has already moved this wait (see triggeredReset)
 	lastPanic   *PanicError // set by recordPanics, consumed by the next Restarting
 
 	identity       *tubtls.Identity // identity of the current or last attempt

@@ -34,7 +34,10 @@ type (
 		all bool
 	}
 	// connectedNotice: server actor → broker actor, when it connected.
-	connectedNotice struct{ id string }
+	connectedNotice struct {
+		id string
+		at time.Time
+	}
 )
 
 func (*applyRequest) IgnoreDeadLetterLogging()    {}
@@ -90,8 +93,12 @@ func (a *brokerActor) Receive(ctx actor.Context) {
 	case *connectedNotice:
 		if !a.b.sh.cfg.IsolatedBackoff {
 			for id, c := range a.children {
-				if !c.stopping && id != m.id {
-					ctx.Send(c.pid, &tryNow{triggered: true})
+				// Only servers waiting to retry are told: with N servers
+				// connecting at once, telling every child would cost N²
+				// messages. The snapshot may be a little stale; the child
+				// checks its own state.
+				if !c.stopping && id != m.id && c.slot.status.Load().State == WaitingToRetry {
+					ctx.Send(c.pid, &tryNow{triggered: true, at: m.at})
 				}
 			}
 		}
