@@ -26,6 +26,7 @@ import (
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/internal/privtest"
+	"github.com/tubfarm/tubfarm/internal/samtest"
 )
 
 // leakCase is one kind of announcement in the leak test.
@@ -139,7 +140,7 @@ func TestPrivacyNoLeak(t *testing.T) {
 				proxy = privtest.StartProxy(t)
 				socks = proxy.Addr
 			}
-			sam := privtest.StartSAM(t)
+			sam := samtest.Start(t, samtest.Config{DialFrom: privtest.SAMAddr})
 
 			var servers []*leakServer
 			for i, c := range leakCases {
@@ -148,7 +149,7 @@ func TestPrivacyNoLeak(t *testing.T) {
 				}
 				s := privtest.StartServer(t, privtest.ServerConfig{Nickname: fmt.Sprintf("leak-%d", i)})
 				env := hintEnv{port: s.Port, name: fmt.Sprintf("storage-%d.example", i), onion: onionName(i),
-					b32: sam.AddPeer(net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port)))}
+					b32: sam.AddPeer(net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))).B32}
 				if tc.microsocks {
 					env.name = "localhost" // microsocks resolves it itself, from /etc/hosts
 				}
@@ -336,7 +337,7 @@ func checkProxyStreams(t *testing.T, p *privtest.Proxy, servers []*leakServer) {
 
 // checkSAM checks that each I2P server was reached through a session of
 // its own identity.
-func checkSAM(t *testing.T, sam *privtest.SAM, b *tubfarm.Broker, servers []*leakServer) {
+func checkSAM(t *testing.T, sam *samtest.Server, b *tubfarm.Broker, servers []*leakServer) {
 	t.Helper()
 	sessions := map[string]string{} // session -> destination
 	for _, s := range sam.Streams() {
@@ -349,7 +350,7 @@ func checkSAM(t *testing.T, sam *privtest.SAM, b *tubfarm.Broker, servers []*lea
 		if ls.c.via != "i2p" {
 			continue
 		}
-		if !slices.ContainsFunc(sam.Streams(), func(s privtest.SAMStream) bool { return s.Dest == ls.env.b32 }) {
+		if !slices.ContainsFunc(sam.Streams(), func(s samtest.StreamRecord) bool { return s.Dest == ls.env.b32 }) {
 			t.Errorf("%s: no SAM stream to %s", ls.c.name, ls.env.b32)
 		}
 	}

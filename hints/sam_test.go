@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tubfarm/tubfarm/hints/internal/samtest"
+	"github.com/tubfarm/tubfarm/internal/samtest"
 )
 
 // newSAM returns a SAM client for the bridge at addr whose dials can never

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tubfarm/tubfarm/hints/internal/samtest"
+	"github.com/tubfarm/tubfarm/internal/samtest"
 )
 
 func TestDirectTCPWithResolver(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,10 @@ type Config struct {
 	// Versions are the SAM versions the bridge speaks. Nil means 3.0 and
 	// 3.1.
 	Versions []string
+	// DialFrom, if valid, is the local address the bridge reaches its
+	// peers' TCP targets from, so that a test can tell a connection that
+	// came through the bridge from a direct one.
+	DialFrom netip.Addr
 }
 
 // A SessionRecord is a session a client created.
@@ -95,6 +100,7 @@ type Server struct {
 
 	l        net.Listener
 	versions []string
+	dialFrom netip.Addr
 	wg       sync.WaitGroup
 
 	mu         sync.Mutex
@@ -117,7 +123,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{
-		Addr: l.Addr().String(), l: l, versions: cfg.Versions,
+		Addr: l.Addr().String(), l: l, versions: cfg.Versions, dialFrom: cfg.DialFrom,
 		peers: map[string]*peer{}, names: map[string]string{}, sessions: map[string]*session{},
 		conns: map[net.Conn]bool{},
 	}
@@ -523,7 +529,11 @@ func (s *Server) connect(c net.Conn, br *bufio.Reader, cmd command) bool {
 	if p.result != "" {
 		return fail(p.result, p.message)
 	}
-	t, err := net.Dial("tcp", p.target)
+	var d net.Dialer
+	if s.dialFrom.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: s.dialFrom.AsSlice()}
+	}
+	t, err := d.Dial("tcp", p.target)
 	if err != nil {
 		return fail("CANT_REACH_PEER", err.Error())
 	}
