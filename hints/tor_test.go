@@ -5,16 +5,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	socks5 "github.com/armon/go-socks5"
 	"golang.org/x/net/proxy"
 
+	"github.com/tubfarm/tubfarm/internal/microsocks"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
@@ -292,57 +291,12 @@ func TestTorCancel(t *testing.T) {
 	waitClosedByPeer(t, c)
 }
 
-// startMicrosocks runs Debian's microsocks on a free 127.0.0.1 port with
-// extra arguments and returns its address. The test fails if microsocks
-// is missing. The process is killed when the test ends.
-func startMicrosocks(t *testing.T, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("microsocks")
-	if err != nil {
-		t.Fatalf("microsocks is required (apt-get install microsocks; scripts/test.sh installs it): %v", err)
-	}
-	addr := refusedAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, bin, append([]string{"-i", "127.0.0.1", "-p", port}, args...)...)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		cancel()
-	})
-	// microsocks has no readiness signal: dial until it listens, stopping
-	// early if it exits.
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("microsocks exited: %v", err)
-		case <-ctx.Done():
-			t.Fatal("microsocks did not start listening")
-		case <-tick.C:
-		}
-	}
-}
-
 func TestTorMicrosocks(t *testing.T) {
 	echo := echoServer(t)
 	_, echoPort, _ := net.SplitHostPort(echo)
 
 	t.Run("no auth", func(t *testing.T) {
-		addr := startMicrosocks(t)
+		addr := microsocks.Start(t)
 		tor, err := NewTor(TorConfig{SOCKSPort: "tcp:" + addr, DisableIsolation: true, Forward: DirectTCPWithResolver(nil, noResolver{t})})
 		if err != nil {
 			t.Fatal(err)
@@ -363,7 +317,7 @@ func TestTorMicrosocks(t *testing.T) {
 		}
 		key := tubIDs(t, 1)[0]
 		auth := tor.isolationAuth(key)
-		addr := startMicrosocks(t, "-u", auth.User, "-P", auth.Password)
+		addr := microsocks.Start(t, "-u", auth.User, "-P", auth.Password)
 		tor.addrs = []string{addr}
 		c, err := tor.ForIdentity(key)(testCtx(t), "tcp", "127.0.0.1:"+echoPort)
 		if err != nil {
@@ -379,7 +333,7 @@ func TestTorMicrosocks(t *testing.T) {
 	})
 
 	t.Run("SOCKS5 with auth", func(t *testing.T) {
-		addr := startMicrosocks(t, "-u", "alice", "-P", "s3cret")
+		addr := microsocks.Start(t, "-u", "alice", "-P", "s3cret")
 		dial, err := SOCKS5(addr, &proxy.Auth{User: "alice", Password: "s3cret"}, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -8,14 +8,13 @@ import (
 	"log"
 	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	socks5 "github.com/armon/go-socks5"
+
+	"github.com/tubfarm/tubfarm/internal/microsocks"
 )
 
 // A Stream is one SOCKS5 CONNECT request a Proxy accepted.
@@ -224,52 +223,9 @@ func (c *readerConn) CloseWrite() error {
 }
 
 // StartMicrosocks runs Debian's microsocks on a free 127.0.0.1 port,
-// binding its outgoing connections to SOCKSAddr, and returns its address.
-// The test fails if microsocks is missing (scripts/test.sh installs it).
-// The process is killed when the test ends.
+// binding its outgoing connections to SOCKSAddr, and returns its address
+// (see package microsocks).
 func StartMicrosocks(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("microsocks")
-	if err != nil {
-		t.Fatalf("microsocks is required (apt-get install microsocks; scripts/test.sh installs it): %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	cmd := exec.CommandContext(ctx, bin, "-i", "127.0.0.1", "-p", port, "-b", SOCKSAddr.String())
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		cancel()
-	})
-	// microsocks has no readiness signal: dial until it listens, stopping
-	// early if it exits.
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("microsocks exited: %v", err)
-		case <-ctx.Done():
-			t.Fatal("microsocks did not start listening")
-		case <-tick.C:
-		}
-	}
+	return microsocks.Start(t, "-b", SOCKSAddr.String())
 }
