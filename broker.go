@@ -279,8 +279,8 @@ func (b *Broker) Node() *config.Node {
 // nil for a node built without one. It is never used for storage servers.
 func (b *Broker) Identity() *tubtls.Identity { return b.Node().Identity }
 
-// Reload re-reads servers.yaml and applies the difference. On error the running map stays in force and the error names
-// the file, line and field.
+// Reload re-reads servers.yaml and applies the difference. On error the
+// running map stays in force and the error names the file, line and field.
 func (b *Broker) Reload() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
