@@ -121,7 +121,7 @@ func TestGridEndToEnd(t *testing.T) {
 	// none saw the node's persistent identity.
 	node := b.Identity().TubID
 	for _, gs := range s {
-		clients := gs.Clients()
+		clients, _ := gs.WaitClients(ctx, 1)
 		srv, ok := b.Server(gs.ID)
 		if !ok {
 			t.Fatalf("%s missing from the broker", gs.Nickname)

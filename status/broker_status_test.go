@@ -78,7 +78,7 @@ func TestWithBroker(t *testing.T) {
 				shown = s.ClientTubID
 			}
 		}
-		if clients := gs.Clients(); len(clients) != 1 || clients[0] != shown {
+		if clients, _ := gs.WaitClients(ctx, 1); len(clients) != 1 || clients[0] != shown {
 			t.Errorf("%s saw clients %v, the status shows %q", gs.Nickname, clients, shown)
 		}
 	}

@@ -346,8 +346,12 @@ func (d *demo) printUnlinkability() error {
 	fmt.Fprintf(d.out, "client TubIDs seen by each server:\n")
 	servers := append([]*grid.Server(nil), d.grid.Servers...)
 	sort.Slice(servers, func(i, j int) bool { return servers[i].Nickname < servers[j].Nickname })
+	// Each server records its client in its own goroutine, a moment after
+	// the client sees the connection up: wait for the records.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for _, gs := range servers {
-		seen := gs.Clients()
+		seen, _ := gs.WaitClients(ctx, 1)
 		fmt.Fprintf(d.out, "  %-12s saw %s\n", gs.Nickname, strings.Join(seen, ", "))
 		for _, c := range seen {
 			if other, dup := owner[c]; dup && other != gs.Nickname {

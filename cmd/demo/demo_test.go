@@ -141,7 +141,7 @@ func TestOnceNodeDir(t *testing.T) {
 			srv.LastReceivedTime == nil || srv.NextAttempt != nil || !srv.RevealsIP || srv.ServerTubID != gs.Tub.TubID() {
 			t.Errorf("%s: %+v", gs.Nickname, *srv)
 		}
-		clients := gs.Clients()
+		clients, _ := gs.WaitClients(testCtx(t), 1)
 		if len(clients) != 1 || clients[0] != srv.ClientTubID {
 			t.Errorf("%s saw clients %v, the JSON says %s", gs.Nickname, clients, srv.ClientTubID)
 		}

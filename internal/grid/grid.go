@@ -51,7 +51,8 @@ type Server struct {
 	seed    string // permutation-seed-base32: base32 of the first 16 key bytes, as Tahoe
 	obj     *storage
 	mu      sync.Mutex
-	clients []string // client TubIDs seen, in order
+	clients []string      // client TubIDs seen, in order
+	changed chan struct{} // closed and replaced when clients grows
 	seen    chan string
 }
 
@@ -150,6 +151,10 @@ func (g *Grid) newServer(ctx context.Context, nick string) (*Server, error) {
 func (s *Server) record(peer string) {
 	s.mu.Lock()
 	s.clients = append(s.clients, peer)
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	s.mu.Unlock()
 	select {
 	case s.seen <- peer:
@@ -162,6 +167,33 @@ func (s *Server) Clients() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.clients)
+}
+
+// WaitClients waits until the server has seen at least n client
+// connections and returns their TubIDs, or returns what it has with ctx's
+// error. The listener records a client in its own goroutine, so a client
+// can see its connection established a moment before the server has
+// recorded it: code that checks what a server saw right after connecting
+// must wait here rather than read Clients.
+func (s *Server) WaitClients(ctx context.Context, n int) ([]string, error) {
+	for {
+		s.mu.Lock()
+		if len(s.clients) >= n {
+			c := slices.Clone(s.clients)
+			s.mu.Unlock()
+			return c, nil
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return s.Clients(), ctx.Err()
+		}
+	}
 }
 
 // Seen delivers each client TubID as it connects (buffered; extra ones are
