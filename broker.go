@@ -452,3 +452,44 @@ func (s *Server) CallKw(ctx context.Context, method string, args []any, kwargs m
 
 // TryNow cuts this server's reconnection wait short.
 func (s *Server) TryNow() error { return s.b.ab.TryNow(s.id) }
+
+// Subscribe returns this server's state changes from now on, and a function
+// that ends the subscription and closes the channel (Tahoe's
+// on_status_changed). Like Broker.Subscribe, events are dropped rather than
+// delaying the broker if the reader falls behind. The channel is also
+// closed when the broker closes.
+func (s *Server) Subscribe() (<-chan messages.StateChanged, func()) {
+	all, cancelAll := s.b.ab.Subscribe()
+	out := make(chan messages.StateChanged, cap(all))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for {
+			select {
+			case ev, ok := <-all:
+				if !ok {
+					return
+				}
+				if ev.ServerID != s.id {
+					continue
+				}
+				select {
+				case out <- ev:
+				default: // the reader is behind: drop, as the broker does
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			close(stop)
+			cancelAll()
+			<-done
+		})
+	}
+}

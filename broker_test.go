@@ -376,3 +376,35 @@ func TestCloseIsIdempotent(t *testing.T) {
 		t.Errorf("node.pem not created: %v", err)
 	}
 }
+
+// TestServerSubscribe checks that a server's subscription carries its own
+// state changes only, and that cancelling it closes the channel.
+func TestServerSubscribe(t *testing.T) {
+	g := startGrid(t, 2)
+	dir := t.TempDir()
+	if err := grid.WriteNodeDir(dir, grid.NodeDir{Static: g.Servers}); err != nil {
+		t.Fatal(err)
+	}
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	victim := mustServer(t, b, g.Servers[0].ID)
+	events, cancel := victim.Subscribe()
+	if err := g.Servers[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		if ev.ServerID != victim.ID() || ev.To != actors.WaitingToRetry {
+			t.Errorf("first event %+v, want %s to waiting_to_retry", ev, victim.ID())
+		}
+	case <-ctx.Done():
+		t.Fatal("no event after the server stopped")
+	}
+	cancel()
+	for range events { // drains what was buffered, then ends
+	}
+	cancel() // idempotent
+}
