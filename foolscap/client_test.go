@@ -9,11 +9,12 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	tubtls "github.com/tubfarm/tubfarm/tls"
+
+	"github.com/tubfarm/tubfarm/internal/nettest"
 )
 
 // testTimeout bounds every network test; nothing should get near it.
@@ -42,61 +43,6 @@ func idPair(t testing.TB, clientMaster bool) (client, server *tubtls.Identity) {
 		a, b = b, a
 	}
 	return a, b
-}
-
-// scriptServer runs fn on every connection accepted on 127.0.0.1; all
-// connections are closed and all goroutines joined when the test ends.
-func scriptServer(t *testing.T, fn func(c net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				fn(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-// refusedAddr returns a loopback address nobody listens on.
-func refusedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func tcpTarget(addr string) Target {
@@ -331,7 +277,7 @@ func TestDialMisbehavingServers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := scriptServer(t, tt.script)
+			addr := nettest.Serve(t, tt.script)
 			timeout := tt.timeout
 			if timeout == 0 {
 				timeout = testTimeout
@@ -544,8 +490,8 @@ func TestDialListener(t *testing.T) {
 func TestDialParallelTargets(t *testing.T) {
 	clientID, serverID := idPair(t, true)
 	lst, ch := testListener(t, ListenConfig{}, NewTub(serverID))
-	hole := tcpTarget(scriptServer(t, drain))
-	refused := tcpTarget(refusedAddr(t))
+	hole := tcpTarget(nettest.Serve(t, drain))
+	refused := tcpTarget(nettest.RefusedAddr(t))
 	good := tcpTarget(lst.Addr().String())
 	bad := Target{Hint: "tcp:127.0.0.1:1", Addr: "127.0.0.1:1", Handler: "tcp", Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nil, errors.New("no route to host")
@@ -579,8 +525,8 @@ func TestDialParallelTargets(t *testing.T) {
 
 func TestDialAllTargetsFail(t *testing.T) {
 	clientID, serverID := idPair(t, true)
-	refused := tcpTarget(refusedAddr(t))
-	rejecting := tcpTarget(scriptServer(t, func(c net.Conn) { readBlock(c, MaxBlockSize); c.Write([]byte(captured500)) }))
+	refused := tcpTarget(nettest.RefusedAddr(t))
+	rejecting := tcpTarget(nettest.Serve(t, func(c net.Conn) { readBlock(c, MaxBlockSize); c.Write([]byte(captured500)) }))
 	cfg := DialConfig{Identity: clientID, TubID: serverID.TubID, Targets: []Target{refused, rejecting}}
 	_, _, info, err := dialNegotiated(testContext(t), &cfg)
 	// The negotiation failure is more telling than the refused dial.
@@ -630,7 +576,7 @@ func TestDialConfigErrors(t *testing.T) {
 func TestDialCancel(t *testing.T) {
 	clientID, serverID := idPair(t, true)
 	reached := make(chan struct{})
-	addr := scriptServer(t, func(c net.Conn) {
+	addr := nettest.Serve(t, func(c net.Conn) {
 		readBlock(c, MaxBlockSize)
 		close(reached)
 		drain(c)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tubfarm/tubfarm/internal/samtest"
+
+	"github.com/tubfarm/tubfarm/internal/nettest"
 )
 
 // newSAM returns a SAM client for the bridge at addr whose dials can never
@@ -38,7 +40,7 @@ func waitEnded(t *testing.T, ch <-chan struct{}, what string) {
 
 func TestSAMFullExchange(t *testing.T) {
 	bridge := samtest.Start(t, samtest.Config{})
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	peer := bridge.AddPeer(echo)
 	bridge.AddName("storage.i2p", peer)
 	s := newSAM(t, bridge.Addr, "inbound.quantity=3")
@@ -94,7 +96,7 @@ func TestSAMFullExchange(t *testing.T) {
 
 func TestSAMVersion30(t *testing.T) {
 	bridge := samtest.Start(t, samtest.Config{Versions: []string{"3.0"}})
-	peer := bridge.AddPeer(echoServer(t))
+	peer := bridge.AddPeer(nettest.Echo(t))
 	s := newSAM(t, bridge.Addr)
 	sess, err := s.NewSession(testCtx(t))
 	if err != nil {
@@ -117,7 +119,7 @@ func TestSAMVersion30(t *testing.T) {
 
 func TestSAMSessionPerIdentity(t *testing.T) {
 	bridge := samtest.Start(t, samtest.Config{})
-	peer := bridge.AddPeer(echoServer(t))
+	peer := bridge.AddPeer(nettest.Echo(t))
 	s := newSAM(t, bridge.Addr)
 
 	// Concurrent first dials of one identity create one session.
@@ -158,7 +160,7 @@ func TestSAMSessionPerIdentity(t *testing.T) {
 
 func TestSAMRetireAndClose(t *testing.T) {
 	bridge := samtest.Start(t, samtest.Config{})
-	peer := bridge.AddPeer(echoServer(t))
+	peer := bridge.AddPeer(nettest.Echo(t))
 	s := newSAM(t, bridge.Addr)
 	c, err := s.ForIdentity("A")(testCtx(t), "tcp", peer.B32+":1")
 	if err != nil {
@@ -212,7 +214,7 @@ func TestSAMRetireAndClose(t *testing.T) {
 
 func TestSAMBridgeEndsSession(t *testing.T) {
 	bridge := samtest.Start(t, samtest.Config{})
-	peer := bridge.AddPeer(echoServer(t))
+	peer := bridge.AddPeer(nettest.Echo(t))
 	s := newSAM(t, bridge.Addr)
 	sess, err := s.NewSession(testCtx(t))
 	if err != nil {
@@ -300,7 +302,7 @@ func TestSAMErrors(t *testing.T) {
 
 	// INVALID_ID: the bridge no longer knows the session.
 	bridge.ForgetSession(sess.ID())
-	peer := bridge.AddPeer(echoServer(t))
+	peer := bridge.AddPeer(nettest.Echo(t))
 	_, err = sess.Dial(testCtx(t), "tcp", peer.B32+":1")
 	if !errors.Is(err, ErrSAMInvalidID) {
 		t.Errorf("forgotten session: %v", err)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/tubfarm/tubfarm/internal/microsocks"
 	tubtls "github.com/tubfarm/tubfarm/tls"
+
+	"github.com/tubfarm/tubfarm/internal/nettest"
 )
 
 func TestParseEndpoint(t *testing.T) {
@@ -95,7 +97,7 @@ func tubIDs(t *testing.T, n int) []string {
 }
 
 func TestTorIsolation(t *testing.T) {
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	p := startTorProxy(t, true, echo)
 	tor, err := NewTor(TorConfig{SOCKSPort: "tcp:" + p.addr, Forward: DirectTCPWithResolver(nil, noResolver{t})})
 	if err != nil {
@@ -161,7 +163,7 @@ func TestTorIsolation(t *testing.T) {
 }
 
 func TestTorIsolationOff(t *testing.T) {
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	open := startTorProxy(t, false, echo)
 	tor, err := NewTor(TorConfig{SOCKSPort: open.addr, DisableIsolation: true})
 	if err != nil {
@@ -199,11 +201,11 @@ func TestTorIsolationOff(t *testing.T) {
 }
 
 func TestTorDefaultFallback(t *testing.T) {
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	second := startTorProxy(t, true, echo)
 
 	t.Run("first refuses", func(t *testing.T) {
-		tor, err := NewTor(TorConfig{defaults: []string{refusedAddr(t), second.addr}})
+		tor, err := NewTor(TorConfig{defaults: []string{nettest.RefusedAddr(t), second.addr}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +247,7 @@ func TestTorDefaultFallback(t *testing.T) {
 	})
 
 	t.Run("both refuse", func(t *testing.T) {
-		a, b := refusedAddr(t), refusedAddr(t)
+		a, b := nettest.RefusedAddr(t), nettest.RefusedAddr(t)
 		tor, err := NewTor(TorConfig{defaults: []string{a, b}})
 		if err != nil {
 			t.Fatal(err)
@@ -259,7 +261,7 @@ func TestTorDefaultFallback(t *testing.T) {
 
 	t.Run("configured port does not fall back", func(t *testing.T) {
 		before := second.accepts.Load()
-		a := refusedAddr(t)
+		a := nettest.RefusedAddr(t)
 		tor, err := NewTor(TorConfig{SOCKSPort: "tcp:" + a, defaults: []string{a, second.addr}})
 		if err != nil {
 			t.Fatal(err)
@@ -292,7 +294,7 @@ func TestTorCancel(t *testing.T) {
 }
 
 func TestTorMicrosocks(t *testing.T) {
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	_, echoPort, _ := net.SplitHostPort(echo)
 
 	t.Run("no auth", func(t *testing.T) {

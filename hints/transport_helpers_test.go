@@ -13,47 +13,6 @@ import (
 	socks5 "github.com/armon/go-socks5"
 )
 
-// echoServer accepts any number of connections on 127.0.0.1 and echoes
-// each until it closes. Everything is closed when the test ends.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	l := listen(t)
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				io.Copy(c, c)
-				c.Close()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return l.Addr().String()
-}
-
 // torProxy is an in-process armon/go-socks5 server standing in for a Tor
 // SocksPort. It records the authentication method, credentials, names to
 // resolve and destinations of every request, and sends every connection
@@ -147,18 +106,6 @@ func startTorProxy(t *testing.T, auth bool, target string) *torProxy {
 	}()
 	t.Cleanup(func() { l.Close(); <-done })
 	return p
-}
-
-// refusedAddr returns a 127.0.0.1 address where nothing listens.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	l.Close()
-	return a
 }
 
 // noResolver fails the test if any lookup is attempted.

@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/tubfarm/tubfarm/internal/samtest"
+
+	"github.com/tubfarm/tubfarm/internal/nettest"
 )
 
 func TestDirectTCPWithResolver(t *testing.T) {
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	_, port, _ := net.SplitHostPort(echo)
-	refused := refusedAddr(t)
+	refused := nettest.RefusedAddr(t)
 	_, refusedPort, _ := net.SplitHostPort(refused)
 	r := &mapResolver{m: map[string][]netip.Addr{
 		"storage.example":  {netip.MustParseAddr("127.0.0.1")},
@@ -50,7 +52,7 @@ func TestDirectTCPWithResolver(t *testing.T) {
 // resolver that fails the test if called: Tor with and without isolation,
 // tcp hints sent to Tor, and I2P names, b32 and full destinations.
 func TestProxiedPathsNeverResolve(t *testing.T) {
-	echo := echoServer(t)
+	echo := nettest.Echo(t)
 	torProxy := startTorProxy(t, true, echo)
 	bridge := samtest.Start(t, samtest.Config{})
 	peer := bridge.AddPeer(echo)
