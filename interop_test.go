@@ -15,9 +15,9 @@ import (
 )
 
 // pyGrid runs N real Foolscap 21.7 Tubs, each with its own port and its
-// own Tahoe-like storage object, and prints "CONNECT <n> <client tubid>"
-// whenever a client connection is attached to Tub n. remote_drop()
-// disconnects every client of that Tub.
+// own Tahoe-like storage object, and prints "CONNECT <n> <client tubid>
+// <client host>" whenever a client connection is attached to Tub n.
+// remote_drop() disconnects every client of that Tub.
 const pyGrid = `
 import sys
 from twisted.internet import reactor
@@ -25,7 +25,7 @@ from foolscap.api import Tub, Referenceable
 
 class RecordingTub(Tub):
     def brokerAttached(self, tubref, broker, isClient):
-        print("CONNECT %s %s" % (self.n, tubref.getTubID()), flush=True)
+        print("CONNECT %s %s %s" % (self.n, tubref.getTubID(), broker.transport.getPeer().host), flush=True)
         return Tub.brokerAttached(self, tubref, broker, isClient)
 
 class Storage(Referenceable):

@@ -15,34 +15,6 @@ import (
 	"github.com/tubfarm/tubfarm/internal/pyfoolscap"
 )
 
-// pyPeerGrid is pyGrid (interop_test.go) that also prints the address
-// each client connection came from: "CONNECT <n> <client tubid> <host>".
-const pyPeerGrid = `
-import sys
-from twisted.internet import reactor
-from foolscap.api import Tub, Referenceable
-
-class RecordingTub(Tub):
-    def brokerAttached(self, tubref, broker, isClient):
-        print("CONNECT %s %s %s" % (self.n, tubref.getTubID(), broker.transport.getPeer().host), flush=True)
-        return Tub.brokerAttached(self, tubref, broker, isClient)
-
-class Storage(Referenceable):
-    def remote_get_version(self):
-        return {b"application-version": b"tahoe-lafs/1.19.0"}
-
-n = int(sys.argv[1])
-for i in range(n):
-    tub = RecordingTub()
-    tub.n = i
-    tub.startService()
-    l = tub.listenOn("tcp:0:interface=127.0.0.1")
-    tub.setLocation("tcp:127.0.0.1:%d" % l.getPortnum())
-    print("FURL %d %s" % (i, tub.registerReference(Storage())), flush=True)
-print("READY", flush=True)
-reactor.run()
-`
-
 // furlHints matches the hints of a FURL.
 var furlHints = regexp.MustCompile(`@tcp:127\.0\.0\.1:(\d+)/`)
 
@@ -54,7 +26,7 @@ var furlHints = regexp.MustCompile(`@tcp:127\.0\.0\.1:(\d+)/`)
 // streams carry SOCKS credentials of their own.
 func TestPrivacyUnlinkableThroughTor(t *testing.T) {
 	const n = 3
-	py := pyfoolscap.Start(t, pyPeerGrid, strconv.Itoa(n))
+	py := pyfoolscap.Start(t, pyGrid, strconv.Itoa(n))
 	proxy := privtest.StartProxy(t)
 	var sb strings.Builder
 	sb.WriteString("storage:\n")
