@@ -234,32 +234,45 @@ func (e *Encoder) seq(dst []byte, opentype string, items []any) ([]byte, error) 
 
 // failure encodes a Failure copyable with attributes in Python's order.
 func (e *Encoder) failure(dst []byte, f *RemoteError) ([]byte, error) {
+	w := f.onWire()
 	dst, n := e.open(dst, "copyable")
 	dst = appendString(e, dst, failureClassName)
 	dst = appendString(e, dst, "value")
-	dst = appendString(e, dst, truncText(f.Value, 1000))
+	dst = appendString(e, dst, w.Value)
 	dst = appendString(e, dst, "type")
-	dst = appendString(e, dst, truncText(f.Type, 200))
+	dst = appendString(e, dst, w.Type)
 	dst = appendString(e, dst, "traceback")
-	tb := f.Traceback
-	if tb == "" {
-		tb = "Traceback unavailable\n"
-	}
-	if len(tb) > 1900 {
-		tb = tb[:700] + "\n\n-- TRACEBACK ELIDED --\n\n" + tb[len(tb)-1200:]
-	}
-	dst = appendString(e, dst, tb)
+	dst = appendString(e, dst, w.Traceback)
 	dst = appendString(e, dst, "parents")
-	parents := f.Parents
-	if parents == nil {
-		parents = standardParents(f.Type)
-	}
 	dst, pn := e.open(dst, "list")
-	for _, p := range parents {
-		dst = appendString(e, dst, truncText(p, 200))
+	for _, p := range w.Parents {
+		dst = appendString(e, dst, p)
 	}
 	dst = appendToken(dst, pn, tokClose)
 	return appendToken(dst, n, tokClose), nil
+}
+
+// onWire returns f as the encoder sends it. Every attribute is present,
+// because Python's CopiedFailure reads all four: an empty traceback becomes
+// "Traceback unavailable\n" and empty parents the standard hierarchy of
+// the type. Each is truncated as Foolscap's FailureSlicer truncates it.
+func (f *RemoteError) onWire() RemoteError {
+	w := RemoteError{Value: truncText(f.Value, 1000), Type: truncText(f.Type, 200), Traceback: f.Traceback}
+	if w.Traceback == "" {
+		w.Traceback = "Traceback unavailable\n"
+	}
+	if len(w.Traceback) > 1900 {
+		w.Traceback = w.Traceback[:700] + "\n\n-- TRACEBACK ELIDED --\n\n" + w.Traceback[len(w.Traceback)-1200:]
+	}
+	parents := f.Parents
+	if len(parents) == 0 {
+		parents = standardParents(f.Type)
+	}
+	w.Parents = make([]string, len(parents))
+	for i, p := range parents {
+		w.Parents[i] = truncText(p, 200)
+	}
+	return w
 }
 
 func truncText(s string, n int) string {

@@ -300,6 +300,9 @@ func normalize(v any) any {
 		if len(x) == 0 {
 			return []byte{}
 		}
+	case *RemoteError:
+		w := x.onWire() // what any Failure becomes once encoded
+		return &w
 	}
 	return v
 }
