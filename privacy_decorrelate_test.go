@@ -3,7 +3,6 @@ package tubfarm_test
 import (
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,63 +10,6 @@ import (
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/internal/grid"
 )
-
-// manualClock is an actors.Clock that moves only when told to.
-type manualClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*manualTimer
-}
-
-type manualTimer struct {
-	c    *manualClock
-	at   time.Time
-	f    func()
-	done bool
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) AfterFunc(d time.Duration, f func()) actors.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &manualTimer{c: c, at: c.now.Add(d), f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *manualTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	if t.done {
-		return false
-	}
-	t.done = true
-	return true
-}
-
-// Advance moves the clock by d and fires the timers that came due, each
-// in its own goroutine, as time.AfterFunc does.
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due []func()
-	for _, t := range c.timers {
-		if !t.done && !t.at.After(c.now) {
-			t.done = true
-			due = append(due, t.f)
-		}
-	}
-	c.timers = slices.DeleteFunc(c.timers, func(t *manualTimer) bool { return t.done })
-	c.mu.Unlock()
-	for _, f := range due {
-		go f()
-	}
-}
 
 // TestPrivacyDecorrelateEndToEnd checks connect-time decorrelation through
 // tubfarm.Open (Options.Decorrelate, with an injected clock and a seeded
@@ -89,7 +31,8 @@ func TestPrivacyDecorrelateEndToEnd(t *testing.T) {
 	if err := grid.WriteNodeDir(dir, grid.NodeDir{Static: g.Servers}); err != nil {
 		t.Fatal(err)
 	}
-	clk := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := &jumpClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	t.Cleanup(clk.wg.Wait)
 	start := clk.Now()
 	src := rand.New(rand.NewPCG(2759, 6))
 	b := openBroker(t, dir, tubfarm.Options{
@@ -130,7 +73,7 @@ func TestPrivacyDecorrelateEndToEnd(t *testing.T) {
 	}
 
 	// The earliest comes due: it, and only it, connects.
-	clk.Advance(first)
+	clk.Jump(first)
 	ctx := testCtx(t)
 	if err := b.WhenConnected(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -167,7 +110,7 @@ func TestPrivacyDecorrelateEndToEnd(t *testing.T) {
 		return k
 	}
 	for connected() < n {
-		clk.Advance(window)
+		clk.Jump(window)
 		select {
 		case <-events:
 		case <-ctx.Done():
