@@ -50,26 +50,43 @@ print("READY", flush=True)
 reactor.run()
 `
 
+// startPyGrid runs pyGrid with n Tubs and returns it with their FURLs, in
+// Tub order.
+func startPyGrid(t *testing.T, n int) (*pyfoolscap.Proc, []string) {
+	t.Helper()
+	py := pyfoolscap.Start(t, pyGrid, strconv.Itoa(n))
+	furls := make([]string, n)
+	for {
+		line := py.Line(t, 30*time.Second)
+		if line == "READY" {
+			return py, furls
+		}
+		var i int
+		var furl string
+		if _, err := fmt.Sscanf(line, "FURL %d %s", &i, &furl); err != nil || i < 0 || i >= n {
+			t.Fatalf("unexpected line from python: %q", line)
+		}
+		furls[i] = furl
+	}
+}
+
+// nextConnect reads pyGrid's next "CONNECT <n> <client tubid> <host>" line.
+func nextConnect(t *testing.T, py *pyfoolscap.Proc) (tub int, tubid, host string) {
+	t.Helper()
+	line := py.Line(t, 30*time.Second)
+	if _, err := fmt.Sscanf(line, "CONNECT %d %s %s", &tub, &tubid, &host); err != nil {
+		t.Fatalf("unexpected line from python: %q", line)
+	}
+	return tub, tubid, host
+}
+
 // TestUnlinkableAgainstFoolscap has real Foolscap servers record the TubID
 // of each client that connects: N servers see N distinct client TubIDs,
 // none of them the node's own, and with the default policy (a fresh
 // identity per attempt) a reconnect shows yet another TubID.
 func TestUnlinkableAgainstFoolscap(t *testing.T) {
 	const n = 4
-	py := pyfoolscap.Start(t, pyGrid, strconv.Itoa(n))
-	furls := make([]string, n)
-	for {
-		line := py.Line(t, 30*time.Second)
-		if line == "READY" {
-			break
-		}
-		var i int
-		var furl string
-		if _, err := fmt.Sscanf(line, "FURL %d %s", &i, &furl); err != nil || i >= n {
-			t.Fatalf("unexpected line from python: %q", line)
-		}
-		furls[i] = furl
-	}
+	py, furls := startPyGrid(t, n)
 	dir := t.TempDir()
 	var sb strings.Builder
 	sb.WriteString("storage:\n")
@@ -90,12 +107,7 @@ func TestUnlinkableAgainstFoolscap(t *testing.T) {
 
 	seen := map[string]int{} // client TubID -> server
 	for range n {
-		var i int
-		var tubid string
-		line := py.Line(t, 30*time.Second)
-		if _, err := fmt.Sscanf(line, "CONNECT %d %s", &i, &tubid); err != nil {
-			t.Fatalf("unexpected line from python: %q", line)
-		}
+		i, tubid, _ := nextConnect(t, py)
 		if j, dup := seen[tubid]; dup {
 			t.Errorf("servers %d and %d saw the same client TubID %s", i, j, tubid)
 		}
@@ -114,11 +126,9 @@ func TestUnlinkableAgainstFoolscap(t *testing.T) {
 	if _, err := srv.Call(ctx, "drop"); err != nil {
 		t.Fatal(err)
 	}
-	line := py.Line(t, 30*time.Second)
-	var i int
-	var tubid string
-	if _, err := fmt.Sscanf(line, "CONNECT %d %s", &i, &tubid); err != nil || i != 0 {
-		t.Fatalf("after drop, python said %q", line)
+	i, tubid, _ := nextConnect(t, py)
+	if i != 0 {
+		t.Fatalf("after drop, Tub %d saw a connection, want Tub 0", i)
 	}
 	if tubid == first {
 		t.Errorf("reconnect reused TubID %s", first)

@@ -4,15 +4,12 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tubfarm/tubfarm"
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/internal/privtest"
-	"github.com/tubfarm/tubfarm/internal/pyfoolscap"
 )
 
 // furlHints matches the hints of a FURL.
@@ -26,20 +23,11 @@ var furlHints = regexp.MustCompile(`@tcp:127\.0\.0\.1:(\d+)/`)
 // streams carry SOCKS credentials of their own.
 func TestPrivacyUnlinkableThroughTor(t *testing.T) {
 	const n = 3
-	py := pyfoolscap.Start(t, pyGrid, strconv.Itoa(n))
+	py, furls := startPyGrid(t, n)
 	proxy := privtest.StartProxy(t)
 	var sb strings.Builder
 	sb.WriteString("storage:\n")
-	for {
-		line := py.Line(t, 30*time.Second)
-		if line == "READY" {
-			break
-		}
-		var i int
-		var furl string
-		if _, err := fmt.Sscanf(line, "FURL %d %s", &i, &furl); err != nil {
-			t.Fatalf("unexpected line from python: %q", line)
-		}
+	for i, furl := range furls {
 		// tcp:127.0.0.1 would be refused as non-Tor-able; name the
 		// server instead, as a Tahoe server behind Tor would.
 		furl = furlHints.ReplaceAllString(furl, fmt.Sprintf("@tcp:py-%d.example:$1/", i))
@@ -59,12 +47,7 @@ func TestPrivacyUnlinkableThroughTor(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for range n {
-		line := py.Line(t, 30*time.Second)
-		var i int
-		var tubid, host string
-		if _, err := fmt.Sscanf(line, "CONNECT %d %s %s", &i, &tubid, &host); err != nil {
-			t.Fatalf("unexpected line from python: %q", line)
-		}
+		i, tubid, host := nextConnect(t, py)
 		if host != privtest.SOCKSAddr.String() {
 			t.Errorf("server %d: connection from %s, want the proxy's %s", i, host, privtest.SOCKSAddr)
 		}
