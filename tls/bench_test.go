@@ -60,8 +60,8 @@ func newEphemeralX509() (*Identity, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: new(big.Int).SetBytes(serial[:]),
 		Subject:      pkix.Name{CommonName: CommonName},
-		NotBefore:    now,
-		NotAfter:     now.Add(certLifetime),
+		NotBefore:    certNotBefore,
+		NotAfter:     certNotAfter,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -94,8 +94,8 @@ func BenchmarkNewRSA2048(b *testing.B) {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(1),
 			Subject:      pkix.Name{CommonName: CommonName},
-			NotBefore:    now,
-			NotAfter:     now.Add(certLifetime),
+			NotBefore:    certNotBefore,
+			NotAfter:     certNotAfter,
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 		if err != nil {

@@ -59,9 +59,17 @@ const TubIDLen = 32
 // stand out.
 const CommonName = "newpb_thingy"
 
-// certLifetime matches Foolscap: one year from creation. Foolscap never checks
-// expiry, so the value only matters for looking ordinary.
-const certLifetime = 365 * 24 * time.Hour
+// Every certificate tubfarm makes carries the same validity dates. Foolscap
+// checks neither date (its TLS verification accepts any certificate and pins
+// the TubID instead), so the dates only have to parse. Dates taken from the
+// clock at creation, as Foolscap's own are, would hand each server a sample
+// of the client's clock and of when the identity was made: enough to link
+// the ephemeral identities of one client across servers. NotAfter is RFC
+// 5280's "no well-defined expiration date".
+var (
+	certNotBefore = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+	certNotAfter  = time.Date(9999, time.December, 31, 23, 59, 59, 0, time.UTC)
+)
 
 // b32 is RFC 4648 base32 with the lowercase alphabet, unpadded: the same
 // as lowercasing base32.StdEncoding's output, without the second string.
@@ -103,7 +111,7 @@ func newECDSA(r io.Reader, now time.Time) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tubtls: generating key: %w", err)
 	}
-	der, err := selfSign(r, key, now)
+	der, err := selfSign(r, key)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +160,7 @@ var cnName = func() []byte {
 	return der
 }()
 
-func selfSign(r io.Reader, key *ecdsa.PrivateKey, now time.Time) ([]byte, error) {
+func selfSign(r io.Reader, key *ecdsa.PrivateKey) ([]byte, error) {
 	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("tubtls: marshalling public key: %w", err)
@@ -162,13 +170,12 @@ func selfSign(r io.Reader, key *ecdsa.PrivateKey, now time.Time) ([]byte, error)
 		return nil, fmt.Errorf("tubtls: serial number: %w", err)
 	}
 	serial[0] &= 0x7f // positive
-	notBefore := now.UTC().Truncate(time.Second)
 	tbs, err := asn1.Marshal(tbsCertificate{
 		Version:            2, // X.509 v3, without extensions
 		SerialNumber:       new(big.Int).SetBytes(serial[:]),
 		SignatureAlgorithm: algorithmIdentifier{oidECDSAWithSHA256},
 		Issuer:             asn1.RawValue{FullBytes: cnName},
-		Validity:           validity{notBefore, notBefore.Add(certLifetime)},
+		Validity:           validity{certNotBefore, certNotAfter},
 		Subject:            asn1.RawValue{FullBytes: cnName},
 		PublicKey:          asn1.RawValue{FullBytes: spki},
 	})

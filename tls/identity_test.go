@@ -5,11 +5,14 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"io/fs"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,11 +155,8 @@ func TestNewEphemeralCertificate(t *testing.T) {
 	if cert.SerialNumber.Sign() < 0 {
 		t.Errorf("serial number %v is negative", cert.SerialNumber)
 	}
-	if cert.NotBefore.Before(before.Truncate(time.Second)) || cert.NotBefore.After(after) {
-		t.Errorf("NotBefore = %v, want between %v and %v", cert.NotBefore, before, after)
-	}
-	if got := cert.NotAfter.Sub(cert.NotBefore); got != 365*24*time.Hour {
-		t.Errorf("validity = %v, want 365 days", got)
+	if !cert.NotBefore.Equal(certNotBefore) || !cert.NotAfter.Equal(certNotAfter) {
+		t.Errorf("validity = %v .. %v, want the fixed %v .. %v", cert.NotBefore, cert.NotAfter, certNotBefore, certNotAfter)
 	}
 	if id.TubID != TubID(der) {
 		t.Errorf("TubID = %q, want TubID(der) = %q", id.TubID, TubID(der))
@@ -556,6 +556,55 @@ func TestPEMErrorFormat(t *testing.T) {
 		}
 		if !errors.Is(tt.err, inner) {
 			t.Errorf("%v does not unwrap to its cause", tt.err)
+		}
+	}
+}
+
+// TestCertificateDatesSayNothing: the validity dates of an identity are the
+// same whatever the clock reads when it is made, so a server learns neither
+// the client's clock offset nor when the identity was created.
+func TestCertificateDatesSayNothing(t *testing.T) {
+	clocks := []time.Time{
+		time.Unix(0, 0),
+		time.Date(2026, 11, 30, 8, 49, 4, 123456789, time.UTC),
+		time.Date(2026, 11, 30, 8, 49, 5, 0, time.FixedZone("skewed", -7*3600)),
+		time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	var want []byte
+	for _, now := range clocks {
+		id, err := newECDSA(rand.Reader, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf := id.Certificate.Leaf
+		if !leaf.NotBefore.Equal(certNotBefore) || !leaf.NotAfter.Equal(certNotAfter) {
+			t.Errorf("made at %v: validity %v .. %v, want %v .. %v", now, leaf.NotBefore, leaf.NotAfter, certNotBefore, certNotAfter)
+		}
+		// The DER bytes of the validity, not just the parsed times, are equal.
+		var tbs struct {
+			Raw                asn1.RawContent
+			Version            int `asn1:"optional,explicit,default:0,tag:0"`
+			SerialNumber       *big.Int
+			SignatureAlgorithm asn1.RawValue
+			Issuer             asn1.RawValue
+			Validity           asn1.RawValue
+		}
+		if _, err := asn1.Unmarshal(leaf.RawTBSCertificate, &tbs); err != nil {
+			t.Fatal(err)
+		}
+		if want == nil {
+			want = tbs.Validity.FullBytes
+		} else if !bytes.Equal(tbs.Validity.FullBytes, want) {
+			t.Errorf("made at %v: validity bytes %x, want %x", now, tbs.Validity.FullBytes, want)
+		}
+	}
+	for range 3 {
+		id, err := NewEphemeral()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !id.Certificate.Leaf.NotBefore.Equal(certNotBefore) || !id.Certificate.Leaf.NotAfter.Equal(certNotAfter) {
+			t.Errorf("NewEphemeral: validity %v .. %v", id.Certificate.Leaf.NotBefore, id.Certificate.Leaf.NotAfter)
 		}
 	}
 }
