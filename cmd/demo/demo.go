@@ -24,7 +24,8 @@ import (
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/internal/grid"
-	"github.com/tubfarm/tubfarm/messages"
+	"github.com/tubfarm/tubfarm/internal/liveview"
+	"github.com/tubfarm/tubfarm/internal/termsafe"
 	"github.com/tubfarm/tubfarm/status"
 )
 
@@ -41,10 +42,6 @@ var demoBackoff = actors.Backoff{
 	StableAfter: 5 * time.Second,
 }
 
-// tableEvery is how often the full table is printed when stdout is not a
-// terminal (event lines are printed as they happen).
-const tableEvery = 30 * time.Second
-
 // demo is one run of the program.
 type demo struct {
 	opts           *options
@@ -59,9 +56,7 @@ type demo struct {
 	handler *status.Handler
 	url     string // status page URL, if served
 	started time.Time
-
-	mu     sync.Mutex // guards events and writes to out after start-up
-	events []string   // recent event lines, for the terminal screen
+	view    *liveview.View
 }
 
 func (d *demo) run(ctx context.Context) (err error) {
@@ -106,6 +101,8 @@ func (d *demo) run(ctx context.Context) (err error) {
 		defer stop()
 	}
 	d.printHeader(node)
+	d.view = &liveview.View{Broker: d.broker, Handler: d.handler, Out: d.out, TTY: d.tty,
+		Title: "tubfarm demo", Dir: d.dir, URL: d.url, Started: d.started}
 
 	total := len(d.broker.Servers())
 	if total == 0 {
@@ -114,7 +111,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		}
 		fmt.Fprintf(d.out, "warning: the node directory defines no storage servers yet\n")
 	}
-	all := d.waitConnected(ctx, total)
+	all := d.view.WaitConnected(ctx, total, d.opts.timeout)
 	if ctx.Err() != nil {
 		return nil // interrupted during start-up
 	}
@@ -246,7 +243,7 @@ func (d *demo) printHeader(node *config.Node) {
 		fmt.Fprintf(w, "  node TubID:     %s (node.pem; never shown to a storage server)\n", id.TubID)
 	}
 	for _, warn := range node.Warnings {
-		fmt.Fprintf(w, "  warning:        %v\n", warn)
+		fmt.Fprintf(w, "  warning:        %s\n", termsafe.Error(warn))
 	}
 	if d.url != "" {
 		fmt.Fprintf(w, "  status page:    %s  (JSON: %sstatus?t=json, metrics: %smetrics)\n", d.url, d.url, d.url)
@@ -258,80 +255,6 @@ func nickRange(ss []*grid.Server) string {
 		return ss[0].Nickname
 	}
 	return ss[0].Nickname + " to " + ss[len(ss)-1].Nickname
-}
-
-// waitConnected shows a progress line until total servers are connected,
-// the timeout passes or ctx ends, and reports whether all connected.
-func (d *demo) waitConnected(ctx context.Context, total int) bool {
-	ch, unsubscribe := d.broker.Subscribe()
-	defer unsubscribe()
-	deadline := time.NewTimer(d.opts.timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(200 * time.Millisecond) // keeps the elapsed time moving on a terminal
-	defer tick.Stop()
-	if !d.tty {
-		tick.Stop()
-	}
-	last := -1
-	for {
-		n := d.connected()
-		if n != last || d.tty {
-			d.progress(n, total, n >= total)
-			last = n
-		}
-		if n >= total {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-tick.C:
-		case <-deadline.C:
-			if d.tty {
-				fmt.Fprintln(d.out)
-			}
-			return false
-		case <-ctx.Done():
-			if d.tty {
-				fmt.Fprintln(d.out)
-			}
-			return false
-		}
-	}
-}
-
-func (d *demo) connected() int {
-	n := 0
-	for _, st := range d.broker.Statuses() {
-		if st.Connected {
-			n++
-		}
-	}
-	return n
-}
-
-// progress prints "connecting: N of M servers connected", in place on a
-// terminal.
-func (d *demo) progress(n, total int, done bool) {
-	const width = 24
-	bar := ""
-	if total > 0 {
-		fill := n * width / total
-		bar = "[" + strings.Repeat("#", fill) + strings.Repeat(".", width-fill) + "] "
-	}
-	elapsed := status.Human(time.Since(d.started))
-	word := "connecting:"
-	if done {
-		word = "connected: "
-	}
-	line := fmt.Sprintf("%s %s%d of %d servers connected (%s)", word, bar, n, total, elapsed)
-	if d.tty {
-		fmt.Fprintf(d.out, "\r\x1b[K%s", line)
-		if done {
-			fmt.Fprintln(d.out)
-		}
-		return
-	}
-	fmt.Fprintln(d.out, line)
 }
 
 // printUnlinkability shows which client TubID each server saw, and checks
@@ -370,20 +293,9 @@ func (d *demo) printUnlinkability() error {
 	return nil
 }
 
-// live shows the status until ctx ends: on a terminal, a screen redrawn
-// every second; otherwise one line per event and the table every
-// tableEvery. In demo grid mode it also runs the chaos loop.
+// live shows the status until ctx ends (see liveview.View.Live) and, in
+// demo grid mode, runs the chaos loop.
 func (d *demo) live(ctx context.Context) {
-	ch, unsubscribe := d.broker.Subscribe()
-	defer unsubscribe()
-
-	writeTable(d.out, d.handler.Report(), d.tty)
-	if d.url != "" {
-		fmt.Fprintf(d.out, "ready: status page at %s (Ctrl-C to stop)\n", d.url)
-	} else {
-		fmt.Fprintf(d.out, "ready (Ctrl-C to stop)\n")
-	}
-
 	var wg sync.WaitGroup
 	chaosCtx, stopChaos := context.WithCancel(ctx)
 	defer func() {
@@ -393,109 +305,11 @@ func (d *demo) live(ctx context.Context) {
 	if d.grid != nil && d.opts.chaos > 0 {
 		wg.Go(func() { d.chaos(chaosCtx) })
 	}
-
-	redraw := time.NewTicker(time.Second)
-	defer redraw.Stop()
-	if !d.tty {
-		redraw.Reset(tableEvery)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			d.mu.Lock()
-			if d.tty {
-				fmt.Fprintln(d.out)
-			}
-			fmt.Fprintln(d.out, "shutting down")
-			d.mu.Unlock()
-			return
-		case ev, ok := <-ch:
-			if !ok {
-				return
-			}
-			d.event(d.describe(ev))
-		case <-redraw.C:
-			d.mu.Lock()
-			if d.tty {
-				d.drawScreen()
-			} else {
-				writeTable(d.out, d.handler.Report(), false)
-			}
-			d.mu.Unlock()
-		}
-	}
+	d.view.Live(ctx)
 }
 
-// event records an event line and, when stdout is not a terminal, prints
-// it at once (on a terminal the next redraw shows it).
-func (d *demo) event(line string) {
-	line = time.Now().Format("15:04:05") + "  " + line
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.events = append(d.events, line)
-	if len(d.events) > 12 {
-		d.events = d.events[len(d.events)-12:]
-	}
-	if !d.tty {
-		fmt.Fprintln(d.out, line)
-	}
-}
-
-func (d *demo) nickname(id string) string {
-	if s, ok := d.broker.Server(id); ok && s.Nickname() != "" {
-		return s.Nickname()
-	}
-	return id
-}
-
-// describe turns a state change into an event line.
-func (d *demo) describe(ev messages.StateChanged) string {
-	who := fmt.Sprintf("%-12s", d.nickname(ev.ServerID))
-	switch ev.To {
-	case messages.Connected:
-		return fmt.Sprintf("%s connected to %s via %s, as client %s", who, ev.Hint, ev.Handler, shortID(ev.TubID))
-	case messages.WaitingToRetry:
-		why := ev.Reason
-		if ev.Err != nil {
-			why += ": " + ev.Err.Error()
-		}
-		if why == "" {
-			why = "waiting"
-		}
-		return fmt.Sprintf("%s %s → waiting_to_retry, next attempt in %s (%s)", who, ev.From, status.Human(ev.Delay), why)
-	case messages.Connecting:
-		return fmt.Sprintf("%s connecting, as client %s", who, shortID(ev.TubID))
-	}
-	return fmt.Sprintf("%s %s → %s", who, ev.From, ev.To)
-}
-
-func shortID(tubid string) string {
-	if len(tubid) > 8 {
-		return tubid[:8] + "…"
-	}
-	if tubid == "" {
-		return "(none)"
-	}
-	return tubid
-}
-
-// drawScreen redraws the terminal: header, table, recent events. d.mu is
-// held.
-func (d *demo) drawScreen() {
-	var sb strings.Builder
-	sb.WriteString("\x1b[H\x1b[2J")
-	fmt.Fprintf(&sb, "tubfarm demo — up %s — %s", status.Human(time.Since(d.started)), d.dir)
-	if d.url != "" {
-		fmt.Fprintf(&sb, " — status page %s", d.url)
-	}
-	sb.WriteString(" — Ctrl-C to stop\n\n")
-	writeTable(&sb, d.handler.Report(), true)
-	sb.WriteString("\nrecent events:\n")
-	for _, e := range d.events {
-		sb.WriteString("  " + e + "\n")
-	}
-	io.WriteString(d.out, sb.String())
-}
+// event adds a line to the live view.
+func (d *demo) event(line string) { d.view.Event(line) }
 
 // chaos stops a random server every opts.chaos on average, and restarts it
 // opts.downtime later on the same port with the same identity.

@@ -1,4 +1,4 @@
-package main
+package liveview
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tubfarm/tubfarm/internal/termsafe"
 	"github.com/tubfarm/tubfarm/status"
 )
 
@@ -23,9 +24,18 @@ var stateColour = map[string]string{
 
 const colourReset = "\x1b[0m"
 
-// writeTable prints the report as a table: a summary line, then one row per
-// server. colour adds ANSI colours (terminals only).
-func writeTable(w io.Writer, r status.Report, colour bool) {
+// Column caps, in runes, for text a server supplies.
+const (
+	maxNickname = 24
+	maxSummary  = 60
+	maxVersion  = 32
+)
+
+// WriteTable prints the report as a table: a summary line, then one row per
+// server sorted by nickname. colour adds ANSI colours (terminals only).
+// Text that came from a server (nickname, version, hints in the summary) is
+// escaped and clipped with termsafe.
+func WriteTable(w io.Writer, r status.Report, colour bool) {
 	fmt.Fprintf(w, "%s\n", r.Summary)
 	if len(r.Servers) == 0 {
 		fmt.Fprintf(w, "  (no storage servers)\n")
@@ -44,7 +54,10 @@ func writeTable(w io.Writer, r status.Report, colour bool) {
 		}
 		via := "-"
 		if s.ConnectedVia != nil {
-			via = s.ConnectedVia.Handler
+			via = termsafe.Clip(s.ConnectedVia.Handler, 8)
+			if s.RevealsIP && s.ConnectedVia.Handler == "tcp" {
+				via += " (reveals IP)"
+			}
 		}
 		retry := "-"
 		if s.NextAttempt != nil {
@@ -58,7 +71,8 @@ func writeTable(w io.Writer, r status.Report, colour bool) {
 			rx = status.Human(r.Generated.Sub(*s.LastReceivedTime)) + " ago"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			orDash(s.Nickname), state, clip(s.Summary, 60), rx, orDash(s.Version), via, retry, clientID(s.ClientTubID, s.IdentityAgeSeconds))
+			orDash(termsafe.Clip(s.Nickname, maxNickname)), state, termsafe.Clip(s.Summary, maxSummary), rx,
+			orDash(termsafe.Clip(s.Version, maxVersion)), via, retry, clientID(s.ClientTubID, s.IdentityAgeSeconds))
 	}
 	tw.Flush()
 }
@@ -70,18 +84,22 @@ func orDash(s string) string {
 	return s
 }
 
-func clip(s string, n int) string {
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
-
 func clientID(tubid string, age float64) string {
 	if tubid == "" {
 		return "-"
 	}
-	return shortID(tubid) + " (" + status.Human(time.Duration(age*float64(time.Second))) + " old)"
+	return ShortID(tubid) + " (" + status.Human(time.Duration(age*float64(time.Second))) + " old)"
+}
+
+// ShortID abbreviates a TubID for people: its first 8 characters and "…".
+func ShortID(tubid string) string {
+	if tubid == "" {
+		return "(none)"
+	}
+	if len(tubid) > 8 {
+		return termsafe.Clip(tubid[:8], 8) + "…"
+	}
+	return termsafe.Clip(tubid, 8)
 }
 
 // byNickname returns the servers sorted by nickname, then ID, for people.
