@@ -34,6 +34,10 @@ type Config struct {
 	// Connector makes the connection attempts. Required.
 	Connector Connector
 
+	// Kind names the children in metrics and logs. The zero value is
+	// ServerKind.
+	Kind Kind
+
 	// Identity says how often a server's identity is renewed. The zero
 	// value is PerAttempt.
 	Identity IdentityPolicy
@@ -51,11 +55,13 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// IsolatedBackoff keeps each server's backoff to itself. By default,
-	// as in Tahoe-LAFS's StorageFarmBroker (_trigger_connections, #374),
-	// whenever one server connects every server waiting to retry is tried
-	// again at once with its backoff reset, so that a client coming back
-	// online (after a laptop suspend, say) reconnects to the whole grid
-	// together instead of over up to one backoff cap.
+	// as in Tahoe-LAFS's _trigger_connections, when one server connects
+	// every server waiting out a backoff forgets its failure count and has
+	// its retry moved, at most once per wait, to a random point within
+	// Backoff.BaseDelay (within Decorrelate when that is set) if that is
+	// sooner; a restart delay after a panic is never cut. A client coming
+	// back online thus reconnects to the whole grid within about a second,
+	// spread out rather than in one wave. See docs/state-machine.md.
 	IsolatedBackoff bool
 
 	// SubscriberBuffer is the capacity of each Subscribe channel. If zero,
@@ -67,9 +73,8 @@ type Config struct {
 	// uniformly from [0, Decorrelate). Colluding servers that compare when
 	// clients connect then cannot match one client's connections by their
 	// timing (the correlation left open by Tahoe-LAFS ticket #2759). When
-	// it is on, a server connecting does not make the others retry at once
-	// (that would line them up again); each waiting server is instead
-	// rescheduled at a random point of the window, if that is sooner.
+	// it is on, a server connecting moves the others' waits within this
+	// window rather than within Backoff.BaseDelay (see IsolatedBackoff).
 	Decorrelate time.Duration
 }
 
@@ -117,6 +122,7 @@ func WithRand(f func() float64) Option { return func(o *options) { o.rand = f } 
 // and not modified afterwards, except those that are safe for concurrent use.
 type shared struct {
 	cfg         Config
+	kind        Kind
 	m           *metrics
 	hub         *hub
 	log         *slog.Logger
@@ -192,17 +198,23 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 	if cfg.SubscriberBuffer <= 0 {
 		cfg.SubscriberBuffer = DefaultSubscriberBuffer
 	}
+	if cfg.Kind == (Kind{}) {
+		cfg.Kind = ServerKind
+	}
+	if err := cfg.Kind.validate(); err != nil {
+		return nil, err
+	}
 	o := options{logger: slog.Default(), clock: realClock{}, rand: rand.Float64, newIdentity: tubtls.NewEphemeral}
 	for _, opt := range opts {
 		opt(&o)
 	}
 
-	m := newMetrics()
+	m := newMetrics(cfg.Kind)
 	if err := m.register(o.registerer); err != nil {
 		return nil, err
 	}
 	sh := &shared{
-		cfg: cfg, m: m, hub: newHub(m), log: o.logger, clock: o.clock,
+		cfg: cfg, kind: cfg.Kind, m: m, hub: newHub(m), log: o.logger, clock: o.clock,
 		newIdentity: o.newIdentity, randSrc: o.rand,
 	}
 	b := &Broker{

@@ -334,10 +334,10 @@ func TestMetrics(t *testing.T) {
 	if got := testutil.ToFloat64(b.sh.m.failures.WithLabelValues("tor", "negotiation")); got < 1 {
 		t.Errorf("failures{tor,negotiation} = %v", got)
 	}
-	if got := testutil.ToFloat64(b.sh.m.servers.WithLabelValues("connected")); got != n {
+	if got := testutil.ToFloat64(b.sh.m.states.WithLabelValues("connected")); got != n {
 		t.Errorf("servers{connected} = %v, want %d", got, n)
 	}
-	if got := testutil.ToFloat64(b.sh.m.servers.WithLabelValues("idle")) + testutil.ToFloat64(b.sh.m.servers.WithLabelValues("stopped")); got != 0 {
+	if got := testutil.ToFloat64(b.sh.m.states.WithLabelValues("idle")) + testutil.ToFloat64(b.sh.m.states.WithLabelValues("stopped")); got != 0 {
 		t.Errorf("servers{idle}+servers{stopped} = %v, want 0", got)
 	}
 	if histCount(t, reg, "tubfarm_backoff_delay_seconds", nil) < 1 {
@@ -746,7 +746,7 @@ func TestTriggeredResetRules(t *testing.T) {
 	}
 	rec.until(func() bool { return rec.count("down", WaitingToRetry) == 1 })
 	pid := actor.NewPID(b.sys.Address(), b.pid.Id+"/down")
-	trigger := func(at time.Time) { b.sys.Root.Send(pid, &tryNow{triggered: true, at: at}) }
+	trigger := func(at time.Time) { b.sys.Root.Send(pid, &peerConnected{at: at}) }
 	// barrier: TryNow is queued behind the triggers and starts an attempt.
 	barrier := func(n int) {
 		t.Helper()

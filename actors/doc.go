@@ -20,11 +20,14 @@
 // # States
 //
 // Each server is in one [State] (Idle, Connecting, Connected,
-// WaitingToRetry, Stopped). Every change goes through one transition
-// function that refuses illegal transitions, publishes the server's [Status]
-// snapshot, updates the tubfarm_servers gauge and publishes a
-// [messages.StateChanged] event to subscribers. The diagram, with the
-// trigger of every transition, is in docs/state-machine.md.
+// WaitingToRetry, Stopped). One transition point records the state, the
+// server's [Status] snapshot and the per-state gauge together, and
+// publishes a [messages.StateChanged] event to subscribers. The rules, with
+// the trigger of every transition, are in docs/state-machine.md.
+//
+// The children need not be storage servers: [Config.Kind] names them in
+// metrics and logs, so another kind of peer (introducers) runs the same
+// lifecycle in a Broker of its own.
 //
 // # Supervision
 //

@@ -32,7 +32,7 @@ type metrics struct {
 	attempts           *prometheus.CounterVec   // handler
 	failures           *prometheus.CounterVec   // handler, reason
 	disconnects        *prometheus.CounterVec   // handler, reason
-	servers            *prometheus.GaugeVec     // state
+	states             *prometheus.GaugeVec     // state
 	revealingIP        prometheus.Gauge         // servers_revealing_ip
 	restarts           prometheus.Counter       // server actors
 	brokerRestarts     prometheus.Counter
@@ -46,67 +46,79 @@ type metrics struct {
 	registered []prometheus.Collector
 }
 
-func newMetrics() *metrics {
+// newMetrics makes the collectors of a broker of children of kind k. With
+// ServerKind they have the names in docs/metrics.md.
+func newMetrics(k Kind) *metrics {
 	const ns = "tubfarm"
+	sub := k.Subsystem
 	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns,
+		Subsystem: sub,
 		Name:      "actor_restarts_total",
-		Help:      "Restarts of actors after a panic, by actor kind (server or broker).",
+		Help:      "Restarts of actors after a panic, by actor kind (" + k.Name + " or broker).",
 	}, []string{"actor"})
 	m := &metrics{
 		restartsVec: restarts,
 		identitySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "identity_generation_seconds",
 			Help:      "Time to generate one ephemeral Tub identity (key pair and self-signed certificate).",
 			Buckets:   prometheus.ExponentialBuckets(1e-5, 4, 10),
 		}),
 		handshakeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "handshake_duration_seconds",
 			Help:      "Duration of each phase of successful connection attempts, by phase and handler.",
 			Buckets:   prometheus.ExponentialBuckets(1e-4, 2, 18),
 		}, []string{"phase", "handler"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "connect_attempts_total",
 			Help:      "Connection attempts that ended, by the handler that won or that the failure is attributed to.",
 		}, []string{"handler"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "connect_failures_total",
 			Help:      "Connection attempts that failed, by handler and classified reason.",
 		}, []string{"handler", "reason"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "disconnects_total",
 			Help:      "Established sessions that were lost, by handler and classified reason.",
 		}, []string{"handler", "reason"}),
-		servers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		states: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns,
-			Name:      "servers",
-			Help:      "Servers held by the broker, by connection state.",
+			Name:      k.Plural,
+			Help:      "Children (" + k.Plural + ") held by the broker, by connection state.",
 		}, []string{"state"}),
 		revealingIP: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns,
-			Name:      "servers_revealing_ip",
-			Help:      "Servers whose connection policy dials some hints directly over TCP, revealing the client's IP address.",
+			Name:      k.Plural + "_revealing_ip",
+			Help:      "Children (" + k.Plural + ") whose connection policy dials some hints directly over TCP, revealing the client's IP address.",
 		}),
-		restarts:       restarts.WithLabelValues("server"),
+		restarts:       restarts.WithLabelValues(k.Name),
 		brokerRestarts: restarts.WithLabelValues("broker"),
 		backoffSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "backoff_delay_seconds",
 			Help:      "Delays scheduled before the next connection attempt, including restart delays.",
 			Buckets:   prometheus.ExponentialBuckets(0.05, 2, 18),
 		}),
 		illegalTransitions: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "illegal_transitions_total",
 			Help:      "State transitions refused as illegal; any non-zero value is a bug.",
 		}),
 		droppedEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns,
+			Subsystem: sub,
 			Name:      "subscriber_events_dropped_total",
 			Help:      "StateChanged events not delivered because a subscriber's buffer was full.",
 		}),
@@ -114,7 +126,7 @@ func newMetrics() *metrics {
 	// Zero-initialise every series whose labels are known, so that a rate
 	// or a state that empties out reads 0 rather than missing.
 	for i := range messages.NumStates {
-		m.servers.WithLabelValues(messages.State(i).String())
+		m.states.WithLabelValues(messages.State(i).String())
 	}
 	for _, h := range handlers {
 		m.attempts.WithLabelValues(h)
@@ -129,7 +141,7 @@ func newMetrics() *metrics {
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.identitySeconds, m.handshakeSeconds, m.attempts, m.failures, m.disconnects,
-		m.servers, m.revealingIP, m.restartsVec, m.backoffSeconds, m.illegalTransitions, m.droppedEvents,
+		m.states, m.revealingIP, m.restartsVec, m.backoffSeconds, m.illegalTransitions, m.droppedEvents,
 	}
 }
 

@@ -75,13 +75,12 @@ type (
 	}
 	// retryTimer: retry timer → server actor.
 	retryTimer struct{ gen uint64 }
-	// tryNow: broker actor → server actor. Cut a backoff wait short.
-	// triggered marks the automatic reset made when another server
-	// connected (at the time at); see triggeredReset.
-	tryNow struct {
-		triggered bool
-		at        time.Time
-	}
+	// tryNow: broker actor → server actor, for Broker.TryNow. Cut a
+	// backoff wait short (Foolscap's reset()).
+	tryNow struct{}
+	// peerConnected: broker actor → server actor that is waiting to retry,
+	// when another server connected at at; see peerConnected.
+	peerConnected struct{ at time.Time }
 	// updateSpec: broker actor → server actor. The spec changed in fields
 	// other than Key.
 	updateSpec struct{ spec messages.ServerSpec }
@@ -95,6 +94,7 @@ func (*hintProgress) IgnoreDeadLetterLogging()  {}
 func (*sessionLost) IgnoreDeadLetterLogging()   {}
 func (*retryTimer) IgnoreDeadLetterLogging()    {}
 func (*tryNow) IgnoreDeadLetterLogging()        {}
+func (*peerConnected) IgnoreDeadLetterLogging() {}
 func (*updateSpec) IgnoreDeadLetterLogging()    {}
 func (*crash) IgnoreDeadLetterLogging()         {}
 
@@ -133,14 +133,12 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			a.startAttempt(ctx)
 		}
 	case *tryNow:
-		if m.triggered {
-			a.triggeredReset(ctx, m.at)
-		} else {
-			a.tryNow(ctx)
-		}
+		a.tryNow(ctx)
+	case *peerConnected:
+		a.peerConnected(ctx, m.at)
 	case *updateSpec:
 		a.slot.spec = m.spec
-		a.slot.publish()
+		_ = a.slot.transition(a.slot.state, change{kind: note})
 	case *crash:
 		panic(m.reason)
 	}
@@ -154,7 +152,7 @@ func (a *serverActor) started(ctx actor.Context) {
 	a.handoff = &handoff{pending: make(map[Session]struct{})}
 	if a.slot.state == Idle {
 		if w := a.slot.sh.cfg.Decorrelate; w > 0 {
-			a.scheduleRetry(ctx, a.decorrelation(), nil)
+			a.scheduleRetry(ctx, a.decorrelation(), nil, waitFirst)
 			return
 		}
 		a.startAttempt(ctx)
@@ -195,8 +193,7 @@ func (a *serverActor) restarting(ctx actor.Context) {
 		return
 	}
 	s.lastErr = p
-	a.scheduleRetry(ctx, s.sh.cfg.RestartBackoff.Delay(s.panics, s.sh.rand()), p)
-	s.restartWait = true
+	a.scheduleRetry(ctx, s.sh.cfg.RestartBackoff.Delay(s.panics, s.sh.rand()), p, waitRestart)
 }
 
 // stopping moves to Stopped first, so that nothing that happens during the
@@ -343,7 +340,7 @@ func (a *serverActor) attemptDone(ctx actor.Context, r *attemptResult) {
 	s.versionInfo = r.versionInfo
 	s.version = versionString(r.versionInfo)
 	if r.versionErr != nil {
-		sh.log.Warn("actors: get_version failed; keeping the session", slog.String("server", s.spec.ID),
+		sh.log.Warn("actors: get_version failed; keeping the session", slog.String(sh.kind.Name, s.spec.ID),
 			slog.Any("error", r.versionErr))
 	}
 	s.attempts = 0
@@ -395,7 +392,7 @@ func (a *serverActor) attemptFailed(ctx actor.Context, err error) {
 	if permanent {
 		d = b.jitter(b.MaxDelay, sh.rand())
 	}
-	a.scheduleRetry(ctx, d+a.decorrelation(), err)
+	a.scheduleRetry(ctx, d+a.decorrelation(), err, waitBackoff)
 }
 
 // lost handles the end of the live session.
@@ -423,30 +420,25 @@ func (a *serverActor) lost(ctx actor.Context, m *sessionLost) {
 	}
 	s.failures++
 	s.lastErr = err
-	a.scheduleRetry(ctx, b.Delay(s.failures, sh.rand())+a.decorrelation(), err)
+	a.scheduleRetry(ctx, b.Delay(s.failures, sh.rand())+a.decorrelation(), err, waitBackoff)
 }
 
-// scheduleRetry arms the retry timer and then moves to WaitingToRetry.
-func (a *serverActor) scheduleRetry(ctx actor.Context, d time.Duration, cause error) {
+// scheduleRetry arms the retry timer and then moves to WaitingToRetry for
+// the given reason.
+func (a *serverActor) scheduleRetry(ctx actor.Context, d time.Duration, cause error, why waitKind) {
 	s, sh := a.slot, a.slot.sh
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 	s.gen = sh.nextGen()
 	gen, self, root := s.gen, ctx.Self(), ctx.ActorSystem().Root
-	now := sh.clock.Now()
-	s.delay, s.nextAttempt = d, now.Add(d)
-	s.restartWait = false
-	s.triggered = false
 	s.timer = sh.clock.AfterFunc(d, func() { root.Send(self, &retryTimer{gen: gen}) })
 	sh.m.backoffSeconds.Observe(d.Seconds())
-	_ = s.transition(WaitingToRetry, change{err: cause, delay: d})
+	_ = s.transition(WaitingToRetry, change{err: cause, delay: d, wait: why})
 }
 
-// tryNow cuts a backoff wait short, like Foolscap's Reconnector.reset(): the
-// failure count is forgotten and, if the server is waiting to retry, an
-// attempt starts at once; if an attempt is in flight, its failure would be
-// followed by the base delay.
+// tryNow is Broker.TryNow (Foolscap's reset()); docs/state-machine.md,
+// "Triggers", says what it does in each state.
 func (a *serverActor) tryNow(ctx actor.Context) {
 	s := a.slot
 	switch s.state {
@@ -462,20 +454,14 @@ func (a *serverActor) tryNow(ctx actor.Context) {
 	}
 }
 
-// triggeredReset is Tahoe-LAFS's _trigger_connections (#374): another
-// server connected at at, so the network is probably back, and a server
-// waiting out a long backoff should retry soon. Tahoe calls Foolscap's
-// reset(), which moves the pending retry to one second from now; here the
-// wait is cut to a random point of [0, Backoff.BaseDelay) (of the
-// Decorrelate window, when that is set), so that a grid coming back does not
-// reconnect in one synchronized wave behind the first server. The failure
-// count is forgotten. A wait is moved at most once, never by a connection
-// made before the wait began (a notice still queued from an earlier round),
-// and a restart delay after a panic is never cut: it protects against a
-// crash loop, not against an outage.
-func (a *serverActor) triggeredReset(ctx actor.Context, at time.Time) {
+// peerConnected is Tahoe-LAFS's _trigger_connections: another server
+// connected at at, so a wait may be moved to a random point of the base
+// delay (or of the Decorrelate window). docs/state-machine.md, "Triggers",
+// has the rules: a restart delay is never cut, a wait is moved at most
+// once, and never by a connection made before the wait began.
+func (a *serverActor) peerConnected(ctx actor.Context, at time.Time) {
 	s := a.slot
-	if s.state != WaitingToRetry || s.restartWait || s.triggered || at.Before(s.since) {
+	if s.state != WaitingToRetry || s.wait == waitRestart || s.wait == waitMoved || at.Before(s.since) {
 		return
 	}
 	s.failures = 0
@@ -484,9 +470,8 @@ func (a *serverActor) triggeredReset(ctx actor.Context, at time.Time) {
 		w = s.sh.cfg.Decorrelate
 	}
 	if d := time.Duration(s.sh.rand() * float64(w)); s.sh.clock.Now().Add(d).Before(s.nextAttempt) {
-		a.scheduleRetry(ctx, d, s.lastErr)
+		a.scheduleRetry(ctx, d, s.lastErr, waitMoved)
 	}
-	s.triggered = true
 }
 
 // progress records a hint status reported during the current attempt.
@@ -498,12 +483,12 @@ func (a *serverActor) progress(m *hintProgress) {
 	for i := range s.hints {
 		if s.hints[i].Hint == m.hint {
 			s.hints[i].Status = m.status
-			s.publish()
+			_ = s.transition(Connecting, change{kind: note})
 			return
 		}
 	}
 	s.hints = append(s.hints, HintStatus{Hint: m.hint, Status: m.status})
-	s.publish()
+	_ = s.transition(Connecting, change{kind: note})
 }
 
 // handoff passes sessions from attempt goroutines to the actor without
@@ -562,7 +547,7 @@ func recordPanics(s *slot) actor.ReceiverMiddleware {
 						pe = &PanicError{Value: v, Stack: debug.Stack()}
 					}
 					s.lastPanic = pe
-					s.sh.log.Error("actors: server actor panicked", slog.String("server", s.spec.ID),
+					s.sh.log.Error("actors: child actor panicked", slog.String(s.sh.kind.Name, s.spec.ID),
 						slog.Any("panic", pe.Value), slog.String("stack", string(pe.Stack)))
 					panic(pe)
 				}

@@ -9,15 +9,17 @@ import (
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
-// A slot is everything the broker keeps about one server for the life of
-// one ServerSpec Key: it outlives restarts of the server's child actor (so
-// that backoff counters, the PerServer identity and the restart count
-// survive a panic) and is replaced, with a new child, when the Key changes.
+// A slot is everything the broker keeps about one child for the life of
+// one ServerSpec Key: it outlives restarts of the child actor (so that
+// backoff counters, the PerServer identity and the restart count survive a
+// panic) and is replaced, with a new child, when the Key changes.
 //
 // The unexported plain fields belong to the child actor and are only touched
 // from its mailbox; successive incarnations of the child run on the same
-// mailbox, which orders their accesses. Other goroutines read only the
-// atomic fields.
+// mailbox, which orders their accesses. The broker actor touches them only
+// before the child starts and after it terminated. Other goroutines read
+// only the atomic fields. state, since, wait, delay, nextAttempt, removed
+// and status are written by transition alone.
 type slot struct {
 	sh *shared
 
@@ -42,10 +44,11 @@ type slot struct {
 	versionInfo   any
 	version       string
 
-	timer       Timer       // the armed retry timer, or nil
-	restartWait bool        // the timer is a restart delay after a panic
-	triggered   bool        // a triggered reset has already moved this wait (see triggeredReset)
-	lastPanic   *PanicError // set by recordPanics, consumed by the next Restarting
+	wait    waitKind // why the child is WaitingToRetry
+	removed bool     // the broker no longer holds the child
+
+	timer     Timer       // the armed retry timer, or nil
+	lastPanic *PanicError // set by recordPanics, consumed by the next Restarting
 
 	identity       *tubtls.Identity // identity of the current or last attempt
 	serverIdentity *tubtls.Identity // the one identity of a PerServer slot
@@ -57,14 +60,14 @@ type slot struct {
 // liveSession boxes a Session for atomic.Pointer.
 type liveSession struct{ s Session }
 
+// newSlot makes the slot of a new child, in Idle.
 func newSlot(sh *shared, spec messages.ServerSpec) *slot {
-	s := &slot{sh: sh, spec: spec, since: sh.clock.Now()}
-	s.publish()
-	sh.m.servers.WithLabelValues(Idle.String()).Inc()
+	s := &slot{sh: sh, spec: spec}
+	_ = s.transition(Idle, change{kind: enter})
 	return s
 }
 
-// publish stores a fresh snapshot of the slot. Child actor only.
+// publish stores a fresh snapshot of the slot. Only transition calls it.
 func (s *slot) publish() {
 	st := &Status{
 		ID:            s.spec.ID,
@@ -85,6 +88,7 @@ func (s *slot) publish() {
 		LastAttempt:   s.lastAttempt,
 		Attempts:      s.attempts,
 		Restarts:      s.restarts,
+		Removed:       s.removed,
 	}
 	if st.Version == "" {
 		st.Version = stringOf(s.spec.Announcement["my-version"])

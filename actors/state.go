@@ -7,11 +7,9 @@ import (
 	"github.com/tubfarm/tubfarm/messages"
 )
 
-// State is the connection state of one server. It is defined in the
-// messages package (so that StateChanged events can carry it without an
-// import cycle) and re-exported here; the legal successors of each state are
-// documented on its constant there and enforced by the table below. See
-// docs/state-machine.md for the diagram.
+// State is the connection state of one child ([messages.State], re-exported
+// here). The legal transitions and their triggers are in
+// docs/state-machine.md; the table below is their executable form.
 type State = messages.State
 
 // The states; see [messages.State].
@@ -23,8 +21,7 @@ const (
 	Stopped        = messages.Stopped
 )
 
-// legal[from][to] reports whether from → to is a legal transition. It is the
-// executable form of the successor lists on the State constants.
+// legal[from][to] reports whether from → to is a legal transition.
 var legal = [messages.NumStates][messages.NumStates]bool{
 	Idle:           {Connecting: true, WaitingToRetry: true, Stopped: true},
 	Connecting:     {Connected: true, WaitingToRetry: true, Stopped: true},
@@ -33,7 +30,7 @@ var legal = [messages.NumStates][messages.NumStates]bool{
 	Stopped:        {},
 }
 
-// Legal reports whether a server may move from one state to another.
+// Legal reports whether a child may move from one state to another.
 func Legal(from, to State) bool {
 	if from < 0 || int(from) >= messages.NumStates || to < 0 || int(to) >= messages.NumStates {
 		return false
@@ -41,33 +38,76 @@ func Legal(from, to State) bool {
 	return legal[from][to]
 }
 
-// change describes the cause of a transition, for the event.
+// waitKind says why a child is WaitingToRetry. It is part of the state:
+// only transition records it, together with the state.
+type waitKind int
+
+const (
+	waitNone    waitKind = iota // not WaitingToRetry
+	waitFirst                   // Config.Decorrelate holds the first attempt back
+	waitBackoff                 // after a failed attempt or a lost session
+	waitRestart                 // the restart delay after a panic: never cut by a peer's connection
+	waitMoved                   // a peer's connection already moved this wait: never moved again
+)
+
+// changeKind says what kind of record a change is.
+type changeKind int
+
+const (
+	move  changeKind = iota // a state transition, checked against the table; publishes an event
+	enter                   // the broker holds a new child: it appears in Idle
+	leave                   // the broker forgets a Stopped (or never started) child
+	note                    // a detail shown in the status changed (hint progress, spec); the state does not move
+)
+
+// change is what transition records besides the new state.
 type change struct {
+	kind  changeKind
 	err   error         // the failure, for WaitingToRetry
-	delay time.Duration // the backoff delay, for WaitingToRetry
+	delay time.Duration // the delay before the next attempt, for WaitingToRetry
+	wait  waitKind      // why the child waits, for WaitingToRetry
 }
 
-// transition is the only writer of a server's state. It refuses an illegal
-// transition (a bug: logged, counted in tubfarm_illegal_transitions_total
-// and returned as a *TransitionError, leaving the state unchanged).
-// Otherwise it records the new state, publishes the server's status
-// snapshot, updates the per-state gauge and publishes a StateChanged event,
-// in that order, so that a subscriber woken by the event reads a snapshot at
-// least as new as the event.
+// transition is the one transition point of a child's lifecycle: the only
+// writer of its state, its published status snapshot and its series of the
+// per-state gauge. Each change goes through it, in this order: the state
+// (refused, with a *TransitionError, if illegal), the snapshot, the gauge,
+// then the StateChanged event, so a subscriber woken by an event reads a
+// snapshot at least as new as the event. The rules are in
+// docs/state-machine.md.
 //
-// It must only be called from the server's child actor.
+// The child actor calls it from its mailbox; the broker actor calls it only
+// before the child starts (enter) or after it terminated (leave).
 func (s *slot) transition(to State, c change) error {
 	from := s.state
+	m := s.sh.m
+	switch c.kind {
+	case enter:
+		s.state, s.since = Idle, s.sh.clock.Now()
+		s.publish()
+		m.states.WithLabelValues(Idle.String()).Inc()
+		return nil
+	case leave:
+		if from != Stopped && from != Idle {
+			return s.refuse(from, to)
+		}
+		s.removed = true
+		s.publish()
+		m.states.WithLabelValues(from.String()).Dec()
+		return nil
+	case note:
+		s.publish()
+		return nil
+	}
 	if !Legal(from, to) {
-		s.sh.m.illegalTransitions.Inc()
-		err := &TransitionError{ID: s.spec.ID, From: from, To: to}
-		s.sh.log.Error("actors: illegal state transition refused", slog.String("server", s.spec.ID),
-			slog.String("from", from.String()), slog.String("to", to.String()))
-		return err
+		return s.refuse(from, to)
 	}
 	now := s.sh.clock.Now()
-	s.state = to
-	s.since = now
+	s.state, s.since, s.wait = to, now, waitNone
+	if to == WaitingToRetry {
+		s.wait = c.wait
+		s.delay, s.nextAttempt = c.delay, now.Add(c.delay)
+	}
 	s.seq++
 	ev := messages.StateChanged{ServerID: s.spec.ID, From: from, To: to, At: now, Seq: s.seq}
 	if c.err != nil {
@@ -84,10 +124,18 @@ func (s *slot) transition(to State, c change) error {
 		ev.TubID = s.identity.TubID
 	}
 	s.publish()
-	s.sh.m.servers.WithLabelValues(from.String()).Dec()
-	s.sh.m.servers.WithLabelValues(to.String()).Inc()
+	m.states.WithLabelValues(from.String()).Dec()
+	m.states.WithLabelValues(to.String()).Inc()
 	s.sh.hub.publish(ev)
-	s.sh.log.Debug("actors: state changed", slog.String("server", s.spec.ID),
+	s.sh.log.Debug("actors: state changed", slog.String(s.sh.kind.Name, s.spec.ID),
 		slog.String("from", from.String()), slog.String("to", to.String()), slog.String("reason", ev.Reason))
 	return nil
+}
+
+// refuse logs, counts and returns an illegal transition; the state stays.
+func (s *slot) refuse(from, to State) error {
+	s.sh.m.illegalTransitions.Inc()
+	s.sh.log.Error("actors: illegal state transition refused", slog.String(s.sh.kind.Name, s.spec.ID),
+		slog.String("from", from.String()), slog.String("to", to.String()))
+	return &TransitionError{ID: s.spec.ID, From: from, To: to}
 }

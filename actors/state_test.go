@@ -1,20 +1,23 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tubfarm/tubfarm/messages"
 )
 
 func newTestShared() *shared {
-	m := newMetrics()
+	m := newMetrics(ServerKind)
 	return &shared{
-		cfg: Config{Backoff: DefaultBackoff, RestartBackoff: DefaultRestartBackoff},
-		m:   m, hub: newHub(m), log: slog.New(slog.DiscardHandler), clock: newFakeClock(),
+		cfg:  Config{Backoff: DefaultBackoff, RestartBackoff: DefaultRestartBackoff},
+		kind: ServerKind, m: m, hub: newHub(m), log: slog.New(slog.DiscardHandler), clock: newFakeClock(),
 		randSrc: func() float64 { return 0.5 },
 	}
 }
@@ -56,8 +59,8 @@ func TestTransitions(t *testing.T) {
 				s := newSlot(sh, messages.ServerSpec{ID: "srv"})
 				s.state = from
 				s.publish()
-				sh.m.servers.WithLabelValues(Idle.String()).Dec()
-				sh.m.servers.WithLabelValues(from.String()).Inc()
+				sh.m.states.WithLabelValues(Idle.String()).Dec()
+				sh.m.states.WithLabelValues(from.String()).Inc()
 				err := s.transition(to, change{})
 				want := legalPairs[[2]State{from, to}]
 				if Legal(from, to) != want {
@@ -74,7 +77,7 @@ func TestTransitions(t *testing.T) {
 					if ev.From != from || ev.To != to || ev.ServerID != "srv" || ev.Seq != 1 {
 						t.Errorf("event = %+v", ev)
 					}
-					if g := testutil.ToFloat64(sh.m.servers.WithLabelValues(to.String())); g != 1 {
+					if g := testutil.ToFloat64(sh.m.states.WithLabelValues(to.String())); g != 1 {
 						t.Errorf("gauge{%v} = %v, want 1", to, g)
 					}
 					return
@@ -95,6 +98,114 @@ func TestTransitions(t *testing.T) {
 				default:
 				}
 			})
+		}
+	}
+}
+
+// TestLifecycleRecords checks the records transition makes besides state
+// changes: a new slot enters the gauge in Idle, a status-only note publishes
+// a snapshot without an event or a gauge move, and leaving (a Stopped child
+// reaped, or one that never started) takes it out of the gauge and marks
+// its last snapshot Removed. Leaving from any other state is refused.
+func TestLifecycleRecords(t *testing.T) {
+	sh := newTestShared()
+	gauge := func(s State) float64 { return testutil.ToFloat64(sh.m.states.WithLabelValues(s.String())) }
+	ch, cancel := sh.hub.subscribe(4)
+	defer cancel()
+
+	s := newSlot(sh, messages.ServerSpec{ID: "srv", Nickname: "a"})
+	if gauge(Idle) != 1 || s.status.Load().State != Idle {
+		t.Fatalf("new slot: gauge{idle} = %v, state %v", gauge(Idle), s.status.Load().State)
+	}
+	s.spec.Nickname = "b"
+	if err := s.transition(s.state, change{kind: note}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.status.Load().Nickname; got != "b" {
+		t.Errorf("note did not publish the new nickname: %q", got)
+	}
+	if err := s.transition(Connecting, change{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.transition(Stopped, change{kind: leave}); err == nil {
+		t.Error("leave from Connecting accepted")
+	}
+	if err := s.transition(Stopped, change{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.transition(Stopped, change{kind: leave}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.status.Load(); !st.Removed || st.State != Stopped {
+		t.Errorf("after leave: %+v", st)
+	}
+	for i := range messages.NumStates {
+		if g := gauge(State(i)); g != 0 {
+			t.Errorf("gauge{%v} = %v after leave, want 0", State(i), g)
+		}
+	}
+	var got []State
+	for len(ch) > 0 {
+		got = append(got, (<-ch).To)
+	}
+	if want := []State{Connecting, Stopped}; !slices.Equal(got, want) {
+		t.Errorf("events to %v, want %v (only moves publish events)", got, want)
+	}
+
+	never := newSlot(sh, messages.ServerSpec{ID: "never"})
+	if err := never.transition(Stopped, change{kind: leave}); err != nil || gauge(Idle) != 0 {
+		t.Errorf("leave of a never started child: %v, gauge{idle} = %v", err, gauge(Idle))
+	}
+}
+
+// TestKinds runs a broker of servers and one of another kind on one
+// registry: each kind's metrics have names of their own.
+func TestKinds(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	quiet := WithLogger(slog.New(slog.DiscardHandler))
+	servers, err := New(Config{Connector: newMemConnector()}, WithRegisterer(reg), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer servers.Close()
+	intro := Kind{Name: "introducer", Plural: "introducers", Subsystem: "introducer"}
+	others, err := New(Config{Connector: newMemConnector(), Kind: intro}, WithRegisterer(reg), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer others.Close()
+	if err := others.Apply([]messages.ServerSpec{{ID: "i1", Key: "k"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := others.WhenConnected(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make(map[string]bool)
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{
+		"tubfarm_servers", "tubfarm_connect_attempts_total", "tubfarm_actor_restarts_total",
+		"tubfarm_introducers", "tubfarm_introducers_revealing_ip", "tubfarm_introducer_connect_attempts_total",
+		"tubfarm_introducer_actor_restarts_total", "tubfarm_introducer_illegal_transitions_total",
+	} {
+		if !names[n] {
+			t.Errorf("metric %s not registered", n)
+		}
+	}
+	if got := testutil.ToFloat64(others.sh.m.states.WithLabelValues("connected")); got != 1 {
+		t.Errorf("introducers{connected} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(servers.sh.m.states.WithLabelValues("connected")); got != 0 {
+		t.Errorf("servers{connected} = %v, want 0", got)
+	}
+	for _, k := range []Kind{{Name: "x", Plural: "xs"}, {Name: "Bad", Plural: "b", Subsystem: "b"}, {Name: "x"}} {
+		if _, err := New(Config{Connector: newMemConnector(), Kind: k}, quiet); err == nil {
+			t.Errorf("New accepted Kind %+v", k)
 		}
 	}
 }

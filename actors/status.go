@@ -79,6 +79,12 @@ type Status struct {
 
 	// Restarts counts restarts of the server's child actor after panics.
 	Restarts int
+
+	// Removed reports that the broker no longer holds the server: it was
+	// removed from the set (or replaced, and this is the old child's last
+	// snapshot). State is then Stopped, or Idle for a child that never
+	// started.
+	Removed bool
 }
 
 // HintStatus is the status of one connection hint during an attempt, in

@@ -98,7 +98,7 @@ func (a *brokerActor) Receive(ctx actor.Context) {
 				// messages. The snapshot may be a little stale; the child
 				// checks its own state.
 				if !c.stopping && id != m.id && c.slot.status.Load().State == WaitingToRetry {
-					ctx.Send(c.pid, &tryNow{triggered: true, at: m.at})
+					ctx.Send(c.pid, &peerConnected{at: m.at})
 				}
 			}
 		}
@@ -167,8 +167,8 @@ func (a *brokerActor) spawn(ctx actor.Context, spec messages.ServerSpec) {
 			delete(a.b.slots, spec.ID)
 		}
 		a.b.mu.Unlock()
-		sh.m.servers.WithLabelValues(Idle.String()).Dec()
-		sh.log.Error("actors: cannot spawn server actor", slog.String("server", spec.ID), slog.Any("error", err))
+		_ = s.transition(Stopped, change{kind: leave})
+		sh.log.Error("actors: cannot spawn child actor", slog.String(sh.kind.Name, spec.ID), slog.Any("error", err))
 		return
 	}
 	c := &child{pid: pid, spec: spec, slot: s}
@@ -177,7 +177,8 @@ func (a *brokerActor) spawn(ctx actor.Context, spec messages.ServerSpec) {
 }
 
 // reap forgets a terminated child and, unless the broker is going down,
-// reconciles (which spawns the replacement of a replaced server).
+// reconciles, which spawns the replacement of a replaced server before the
+// old slot leaves the status store (so the server never looks removed).
 func (a *brokerActor) reap(ctx actor.Context, who *actor.PID) {
 	c, ok := a.byPID[who.Id]
 	if !ok {
@@ -188,13 +189,13 @@ func (a *brokerActor) reap(ctx actor.Context, who *actor.PID) {
 	if a.children[id] == c {
 		delete(a.children, id)
 	}
+	a.reconcile(ctx)
 	a.b.mu.Lock()
 	if a.b.slots[id] == c.slot {
 		delete(a.b.slots, id)
 	}
 	a.b.mu.Unlock()
-	a.b.sh.m.servers.WithLabelValues(c.slot.status.Load().State.String()).Dec()
-	a.reconcile(ctx)
+	_ = c.slot.transition(Stopped, change{kind: leave})
 }
 
 // HandleFailure is the supervisor strategy for the server actors: a child
@@ -209,7 +210,7 @@ func (a *brokerActor) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, 
 		return
 	}
 	a.b.sh.m.restarts.Inc()
-	a.b.sh.log.Warn("actors: restarting server actor after panic", slog.String("server", c.spec.ID),
+	a.b.sh.log.Warn("actors: restarting child actor after panic", slog.String(a.b.sh.kind.Name, c.spec.ID),
 		slog.Any("reason", reason))
 	sup.RestartChildren(who)
 }
