@@ -102,8 +102,9 @@ type Broker struct {
 	tr   *hints.Transports
 	cn   *connector
 
-	mu   sync.Mutex   // serialises reloads and announcements; guards node
-	node *config.Node // the last good node state
+	reloadMu sync.Mutex   // serialises reloads, so that the last file read is applied last
+	mu       sync.Mutex   // serialises applying reloads and announcements; guards node
+	node     *config.Node // the last good node state
 
 	watchStop chan struct{}
 	watchDone chan struct{}
@@ -281,17 +282,25 @@ func (b *Broker) Identity() *tubtls.Identity { return b.Node().Identity }
 
 // Reload re-reads servers.yaml and applies the difference. On error the
 // running map stays in force and the error names the file, line and field.
+//
+// The file is read without holding the lock that Node, Announce and the
+// status need, and through the config package's checks (a regular file, at
+// most config.MaxFileSize bytes), so a FIFO or a device put in its place
+// fails at once and never holds up Close.
 func (b *Broker) Reload() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.node.Dir == "" {
+	b.reloadMu.Lock()
+	defer b.reloadMu.Unlock()
+	node := b.Node()
+	if node.Dir == "" {
 		return errors.New("tubfarm: node has no directory to reload from")
 	}
-	next, err := b.node.ReloadServers()
+	servers, err := config.LoadServers(config.ServersPath(node.Dir), node.Config)
 	if err != nil {
 		return err
 	}
-	return b.applyLocked(next)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.applyLocked(b.node.WithServers(servers))
 }
 
 func (b *Broker) applyLocked(next *config.Node) error {

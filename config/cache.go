@@ -52,7 +52,7 @@ type Cache struct {
 // Cache.Dropped; the error result is for problems with the whole file
 // (unreadable, not YAML, not a list).
 func ReadCache(path string) (*Cache, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Cache{Path: path}, nil
 	}

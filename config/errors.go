@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/tubfarm/tubfarm/internal/nodefile"
 )
 
 // Error classes. Every error returned by this package is a *[FileError]
@@ -55,6 +57,15 @@ var (
 	// ErrBadSignature reports an announcement whose Ed25519 signature does
 	// not verify, or whose cached "ann" differs from the signed message.
 	ErrBadSignature = errors.New("bad signature")
+
+	// ErrNotRegular reports a node file that is a FIFO, a device, a
+	// socket or a directory rather than a regular file.
+	ErrNotRegular = nodefile.ErrNotRegular
+
+	// ErrTooLarge reports a node file larger than [MaxFileSize], or a
+	// tahoe.cfg value whose interpolation expands beyond
+	// maxInterpolatedSize.
+	ErrTooLarge = nodefile.ErrTooLarge
 )
 
 // A FileError describes a problem in one node-directory file. It always

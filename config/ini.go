@@ -25,6 +25,9 @@ type iniFile struct {
 	path     string
 	sections []*iniSection
 	byName   map[string]*iniSection
+	// budget is what is left of the interpolation work allowed for the
+	// whole file: maxInterpolatedSize plus twice the file's size.
+	budget int
 }
 
 // iniSection is one [section] and its options in file order.
@@ -63,7 +66,7 @@ func (f *iniFile) get(section, key string) (string, *iniKey, error) {
 	if k == nil {
 		return "", nil, nil
 	}
-	v, err := s.interpolate(k.value, 1)
+	v, err := s.interpolate(k.value, 1, &f.budget)
 	if err != nil {
 		return "", k, &FileError{Path: f.path, Line: k.line, Section: section, Field: key, Err: err}
 	}
@@ -73,13 +76,25 @@ func (f *iniFile) get(section, key string) (string, *iniKey, error) {
 // maxInterpolationDepth is configparser.MAX_INTERPOLATION_DEPTH.
 const maxInterpolationDepth = 10
 
+// maxInterpolatedSize bounds the work of interpolating the values read from
+// one tahoe.cfg, beyond twice the file's size: every byte of a value
+// expanded at any level of nesting and every %(name)s reference counts one
+// unit. configparser has no such bound, so a 3 KB tahoe.cfg whose values
+// each refer several times to the one before can expand one value to
+// hundreds of megabytes; no real tahoe.cfg comes near 64 KiB.
+const maxInterpolatedSize = 64 << 10
+
 // interpolate applies configparser.BasicInterpolation: "%%" is a literal
 // "%", "%(name)s" is the (interpolated) value of option name in the same
 // section, and any other "%" is an error, as it is when Tahoe calls
-// ConfigParser.get.
-func (s *iniSection) interpolate(v string, depth int) (string, error) {
+// ConfigParser.get. budget is what is left of maxInterpolatedSize.
+func (s *iniSection) interpolate(v string, depth int, budget *int) (string, error) {
 	if depth > maxInterpolationDepth {
 		return "", classErr(ErrInvalidValue, "interpolation nested too deeply (more than 10 levels of %(name)s)")
+	}
+	*budget -= len(v) + 1
+	if *budget < 0 {
+		return "", classErr(ErrTooLarge, "interpolation expands beyond the limit ("+itoa(maxInterpolatedSize)+" bytes plus twice the file's size)")
 	}
 	if !strings.Contains(v, "%") {
 		return v, nil
@@ -109,7 +124,7 @@ func (s *iniSection) interpolate(v string, depth int) (string, error) {
 			if ref == nil {
 				return "", classErr(ErrInvalidValue, "interpolation references missing option "+quote(name)+" in section ["+s.name+"]")
 			}
-			sub, err := s.interpolate(ref.value, depth+1)
+			sub, err := s.interpolate(ref.value, depth+1, budget)
 			if err != nil {
 				return "", err
 			}
@@ -161,7 +176,7 @@ func parseINI(path string, data []byte) (*iniFile, error) {
 		line := 1 + bytes.Count(data[:firstInvalidUTF8(data)], []byte("\n"))
 		return fail(line, "", "", classErr(ErrSyntax, "file is not valid UTF-8"))
 	}
-	f := &iniFile{path: path, byName: map[string]*iniSection{}}
+	f := &iniFile{path: path, byName: map[string]*iniSection{}, budget: maxInterpolatedSize + 2*len(data) + 1024}
 	var (
 		cur         *iniSection
 		opt         *iniKey

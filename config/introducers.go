@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,7 +66,7 @@ func checkPetname(p string) error {
 // The result is sorted by petname.
 func LoadIntroducers(nodeDir string, cfg *TahoeConfig) ([]Introducer, error) {
 	path := IntroducersPath(nodeDir)
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	var intros []Introducer
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

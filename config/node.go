@@ -71,8 +71,11 @@ func Load(nodeDir string) (*Node, error) {
 }
 
 // Open is Load followed by [LoadIdentity], which creates private/node.pem
-// if it does not exist.
+// if it does not exist. It first removes the temporary files a cache write
+// killed half-way left in private/ (see [WriteCache]): Open is where a
+// process starts using the directory, so no write of its own is under way.
 func Open(nodeDir string) (*Node, error) {
+	removeStaleTemps(nodeDir)
 	n, err := Load(nodeDir)
 	if err != nil {
 		return nil, err
@@ -98,6 +101,14 @@ func (n *Node) ReloadServers() (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return n.WithServers(servers), nil
+}
+
+// WithServers returns a new Node with servers (as read by [LoadServers]
+// with n.Config) as its static servers and a re-merged Map (ties resolved in
+// favour of n.Map). It reads no file, so a caller may read servers.yaml
+// without holding whatever lock guards n.
+func (n *Node) WithServers(servers *Servers) *Node {
 	c := *n
 	c.Servers = servers
 	c.Warnings = nil
@@ -106,7 +117,7 @@ func (n *Node) ReloadServers() (*Node, error) {
 	}
 	c.Warnings = append(c.Warnings, servers.Notes...)
 	c.remerge(n.Map)
-	return &c, nil
+	return &c
 }
 
 // Announced returns the cached announcements of every introducer, in

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 
@@ -56,7 +55,7 @@ type Servers struct {
 // entry makes the whole file an error: the caller keeps the servers it had
 // rather than silently losing one.
 func LoadServers(path string, cfg *TahoeConfig) (*Servers, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Servers{Path: path}, nil
 	}

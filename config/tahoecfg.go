@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +124,7 @@ func DefaultTahoeConfig() *TahoeConfig {
 // LoadTahoeConfig reads and parses the tahoe.cfg at path. A missing file
 // is an empty configuration, as in Tahoe.
 func LoadTahoeConfig(path string) (*TahoeConfig, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, &FileError{Path: path, Err: err}
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tubfarm/tubfarm/internal/nodefile"
 )
 
 // PEMError reports a node.pem (or other identity file) that cannot be used.
@@ -161,10 +163,15 @@ func LoadOrCreateNodePEM(path string) (*Identity, error) {
 	return id, nil
 }
 
+// MaxNodePEMSize bounds the node.pem read by [LoadOrCreateNodePEM]: a
+// larger file, or one that is not a regular file, is refused unread. A
+// node.pem is a certificate and a key, 1 to 5 KB.
+const MaxNodePEMSize = 64 << 10
+
 // loadNodePEM reads and parses the identity at path. A missing file gives an
 // error matching fs.ErrNotExist.
 func loadNodePEM(path string) (*Identity, error) {
-	data, err := os.ReadFile(path)
+	data, err := nodefile.Read(path, MaxNodePEMSize)
 	if err != nil {
 		return nil, &PEMError{Path: path, Err: err}
 	}
