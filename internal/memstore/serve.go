@@ -35,13 +35,31 @@ type Mux struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 
+	onAccept func(net.Conn)
+
 	mu      sync.Mutex
 	pending map[net.Conn]struct{}
 }
 
-// Serve starts serving on ln: Foolscap with fcfg, HTTPS with handler under
-// cert. It sends no CertificateRequest and offers only http/1.1.
-func Serve(ln net.Listener, fcfg foolscap.ListenConfig, cert tls.Certificate, handler http.Handler) *Mux {
+// ServeConfig configures [Serve].
+type ServeConfig struct {
+	// Foolscap configures the Foolscap side.
+	Foolscap foolscap.ListenConfig
+	// Cert is the HTTPS certificate: the same as the Tub's, as in Tahoe.
+	Cert tls.Certificate
+	// Handler serves HTTPS requests.
+	Handler http.Handler
+	// TLS, if set, adjusts the server's TLS configuration (tests turn
+	// session tickets on, to check that clients never resume).
+	TLS func(*tls.Config)
+	// OnAccept, if set, sees every accepted connection before anything is
+	// read from it.
+	OnAccept func(net.Conn)
+}
+
+// Serve starts serving on ln. The HTTPS side sends no CertificateRequest
+// and offers only http/1.1.
+func Serve(ln net.Listener, cfg ServeConfig) *Mux {
 	m := &Mux{
 		ln:      ln,
 		done:    make(chan struct{}),
@@ -50,15 +68,20 @@ func Serve(ln net.Listener, fcfg foolscap.ListenConfig, cert tls.Certificate, ha
 	m.fsSide = newChanListener(ln.Addr())
 	m.webSide = newChanListener(ln.Addr())
 	webSide := m.webSide
-	m.Foolscap = foolscap.NewListener(m.fsSide, fcfg)
+	m.onAccept = cfg.OnAccept
+	m.Foolscap = foolscap.NewListener(m.fsSide, cfg.Foolscap)
+	tc := &tls.Config{
+		Certificates:           []tls.Certificate{cfg.Cert},
+		MinVersion:             tls.VersionTLS12,
+		NextProtos:             []string{"http/1.1"},
+		SessionTicketsDisabled: true,
+	}
+	if cfg.TLS != nil {
+		cfg.TLS(tc)
+	}
 	m.web = &http.Server{
-		Handler: handler,
-		TLSConfig: &tls.Config{
-			Certificates:           []tls.Certificate{cert},
-			MinVersion:             tls.VersionTLS12,
-			NextProtos:             []string{"http/1.1"},
-			SessionTicketsDisabled: true,
-		},
+		Handler:           cfg.Handler,
+		TLSConfig:         tc,
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		ReadHeaderTimeout: time.Minute,
 		ErrorLog:          log.New(io.Discard, "", 0), // clients that hang up mid-handshake are normal
@@ -88,6 +111,9 @@ func (m *Mux) accept(web *chanListener) {
 				continue
 			}
 			return
+		}
+		if m.onAccept != nil {
+			m.onAccept(c)
 		}
 		m.mu.Lock()
 		m.pending[c] = struct{}{}

@@ -33,7 +33,7 @@ func Start(ctx context.Context, cfg Config, fcfg foolscap.ListenConfig) (*Server
 	}
 	st := New(cfg)
 	s := &Server{Store: st, Tub: foolscap.NewTub(id), Swiss: foolscap.NewSwissnum()}
-	s.Mux = Serve(ln, fcfg, id.Certificate, st.HTTP(s.Swiss))
+	s.Mux = Serve(ln, ServeConfig{Foolscap: fcfg, Cert: id.Certificate, Handler: st.HTTP(s.Swiss)})
 	hint := "tcp:" + ln.Addr().String()
 	s.Tub.SetLocation(hint)
 	if s.FURL, err = s.Tub.Register(st.Foolscap(nil), s.Swiss); err != nil {
