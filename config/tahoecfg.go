@@ -165,11 +165,6 @@ func (p *cfgParser) str(section, key string) (string, error) {
 	return v, err
 }
 
-func (p *cfgParser) has(section, key string) bool {
-	s := p.ini.section(section)
-	return s != nil && s.byKey[key] != nil
-}
-
 // boolean implements ConfigParser.getboolean: 1/yes/true/on and
 // 0/no/false/off, case-insensitively; anything else (including "") is an
 // error.

@@ -293,6 +293,7 @@ func (s *serverNegotiation) run(ctx context.Context) (net.Conn, ConnConfig, *Tub
 	// Plaintext: GET /id/<tubid>.
 	req, rest, err := readBlockPlain(s.raw, MaxBlockSize)
 	if errors.Is(err, ErrBlockTooLong) {
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return nil, zero, nil, nil, plainFail(msgInternalError, fmt.Errorf("Header too long: %w", err))
 	}
 	if err != nil {

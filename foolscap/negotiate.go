@@ -434,9 +434,11 @@ func parseRange(s string) (lo, hi int, err error) {
 func bestOverlap(myMin, myMax, yourMin, yourMax int, name string) (int, error) {
 	best := min(myMax, yourMax)
 	if best < myMin {
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return 0, fmt.Errorf("I can't handle %s %d", name, best)
 	}
 	if best < yourMin {
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return 0, fmt.Errorf("You can't handle %s %d", name, best)
 	}
 	return best, nil
@@ -475,8 +477,10 @@ func evaluateHello(h map[string]string, certTubID string) (helloTerms, error) {
 	r, ok := h[keyNegotiationRange]
 	if !ok {
 		if _, old := h[keyOldVersion]; old {
+			//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 			return t, errors.New("Peer is speaking foolscap-0.0.5 or earlier, which is not compatible with this version. Please upgrade the peer.")
 		}
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return t, errors.New("No valid banana-negotiation sequence seen")
 	}
 	lo, hi, err := parseRange(r)
@@ -531,6 +535,7 @@ func acceptDecision(d map[string]string) (decisionTerms, error) {
 	var t decisionTerms
 	v := d[keyDecisionVersion]
 	if v == "" {
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return t, errors.New("No banana-decision-version value")
 	}
 	if msg, ok := d[keyError]; ok {
@@ -538,6 +543,7 @@ func acceptDecision(d map[string]string) (decisionTerms, error) {
 	}
 	ver, err := strconv.Atoi(v)
 	if err != nil || ver < 1 || ver > bananaMaxVersion {
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return t, fmt.Errorf("I cannot handle banana-decision-version value of %q", v)
 	}
 	if s := d[keyVocabIndex]; s != "" {
@@ -546,9 +552,11 @@ func acceptDecision(d map[string]string) (decisionTerms, error) {
 			return t, fmt.Errorf("bad %s %q", keyVocabIndex, s)
 		}
 		if t.vocab < vocabMin || t.vocab > vocabMax {
+			//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 			return t, fmt.Errorf("I can't handle initial vocab table index %d", t.vocab)
 		}
 		if hash = strings.TrimSpace(hash); t.vocab > 0 && hash != vocabHashes[t.vocab] {
+			//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 			return t, fmt.Errorf("Our hash for vocab-table-index %d (%s) does not match your hash (%s)", t.vocab, vocabHashes[t.vocab], hash)
 		}
 	}

@@ -69,7 +69,7 @@ func FuzzParseUpgradeRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = bytes.TrimSuffix(b, blockEnd)
 		id, err := parseUpgradeRequest(b)
-		if err != nil || strings.ContainsAny(id, " \t\r\n\v\f\x85\xa0") || !isPrintableASCII(id) {
+		if err != nil || strings.ContainsAny(id, " \t\r\n\v\f\u0085\u00a0") || !isPrintableASCII(id) {
 			return
 		}
 		req := upgradeRequest(id, "127.0.0.1")

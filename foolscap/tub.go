@@ -187,6 +187,7 @@ func (t *Tub) decideAsMaster(peer string, o offer) (slot *peerConn, seq uint64, 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ex := t.peers[peer]; ex != nil && !t.acceptOfferLocked(o, ex) {
+		//lint:ignore ST1005 Foolscap's own text, sent to the peer as is
 		return nil, 0, nil, errors.New(msgDuplicate)
 	}
 	old = t.peers[peer]

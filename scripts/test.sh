@@ -2,7 +2,7 @@
 # scripts/test.sh — tubfarm's test command (README.md, "Running the tests").
 #
 # On a fresh Debian machine with Go 1.26 it installs what the tests need, then
-# runs, in order: gofmt and go vet, every fuzz target for a bounded time, every
+# runs, in order: gofmt, go vet and staticcheck, every fuzz target for a bounded time, every
 # benchmark once (-benchtime=1x) so benchmarks cannot rot, and last the whole
 # test suite under the race detector. Nothing here asserts a timing.
 #
@@ -38,6 +38,9 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+# staticcheck, pinned to its newest release that supports Go 1.26. A check
+# that must be off for one line takes a //lint:ignore comment saying why.
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # --- 4. Fuzzing, bounded --------------------------------------------------------
 # Every fuzz target runs for an equal share of FUZZTIME_TOTAL seconds. The

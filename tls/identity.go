@@ -122,10 +122,7 @@ func newECDSA(r io.Reader, now time.Time) (*Identity, error) {
 	return id, nil
 }
 
-var (
-	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
-	oidCommonName      = asn1.ObjectIdentifier{2, 5, 4, 3}
-)
+var oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
 
 type algorithmIdentifier struct {
 	Algorithm asn1.ObjectIdentifier

@@ -289,7 +289,7 @@ func startPyServers(ctx context.Context, python, pemPath string, pems []string) 
 				for i, f := range furls {
 					if f == "" {
 						p.stop()
-						return nil, nil, fmt.Errorf("Foolscap server %d printed no FURL", i)
+						return nil, nil, fmt.Errorf("the Foolscap server %d printed no FURL", i)
 					}
 				}
 				return p, furls, nil
@@ -324,7 +324,7 @@ func runPyClient(ctx context.Context, cfg config, mode, furlsPath string) (row, 
 		return row{}, err
 	}
 	if rep.ErrorMsg != "" {
-		return row{}, fmt.Errorf("Foolscap client: %s", rep.ErrorMsg)
+		return row{}, fmt.Errorf("the Python Foolscap client failed: %s", rep.ErrorMsg)
 	}
 	r := row{connect: seconds(rep.Connect), maxRSS: measure.ChildMaxRSS(ps)}
 	for _, s := range rep.IDs {

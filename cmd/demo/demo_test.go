@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,13 +33,9 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// goTool returns the go command that runs this test.
+// goTool returns the go command that runs this test: go test puts its own
+// GOROOT/bin first on the test's PATH.
 func goTool(t *testing.T) string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
 	p, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("no go command to build the demo with: %v", err)

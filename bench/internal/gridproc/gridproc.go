@@ -164,7 +164,7 @@ func (p *Proc) expect(ctx context.Context, prefix string) (string, error) {
 			return "", errors.New("gridproc: the server process exited (its errors are on stderr)")
 		}
 		if !strings.HasPrefix(line, prefix) {
-			return "", fmt.Errorf("gridproc: server process said %q, want %q...", line, prefix)
+			return "", fmt.Errorf("gridproc: server process said %q, want a line starting with %q", line, prefix)
 		}
 		return line, nil
 	case <-ctx.Done():
