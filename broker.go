@@ -88,8 +88,12 @@ type Options struct {
 	TLSConfig func(*tls.Config)
 
 	// ActorOptions are passed on to actors.New (for instance
-	// actors.WithClock in tests).
+	// actors.WithClock in tests), for servers and introducers alike.
 	ActorOptions []actors.Option
+
+	// Introducers configures discovery through the node's introducers
+	// (docs/introducers.md).
+	Introducers IntroducerOptions
 }
 
 // A Broker keeps one connection, each with its own ephemeral identity, to
@@ -101,6 +105,7 @@ type Broker struct {
 	ab   *actors.Broker
 	tr   *hints.Transports
 	cn   *connector
+	disc *discovery
 
 	reloadMu sync.Mutex   // serialises reloads, so that the last file read is applied last
 	mu       sync.Mutex   // serialises applying reloads and announcements; guards node
@@ -158,6 +163,15 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 	}
 	b := &Broker{opts: opts, log: log, ab: ab, tr: tr, cn: cn, node: node}
 	if err := ab.Apply(specs(node)); err != nil {
+		b.Close()
+		return nil, err
+	}
+	// Cached announcements are in node.Map already: their servers connect
+	// before any introducer answers.
+	// The introducers' broker registers no metrics of its own: discovery
+	// exports the introducer metrics.
+	introOpts := append([]actors.Option{actors.WithLogger(log)}, opts.ActorOptions...)
+	if b.disc, err = newDiscovery(b, node, opts, introOpts); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -315,48 +329,58 @@ func (b *Broker) applyLocked(next *config.Node) error {
 }
 
 // Announce delivers an announcement received from the introducer with the
-// given petname. The signature is checked (Ed25519, the key carried in the
-// announcement), the announcement must carry a seqnum newer than the one
-// already held from that introducer, and it is written to that introducer's
-// cache file atomically before the merged map is updated.
+// given petname, for programs that bring their own: it goes through the
+// same rules as those the broker receives itself (signature, duplicate,
+// seqnum per introducer and across introducers, limits; see package
+// introducer), is written to that introducer's cache file atomically, and
+// is merged before Announce returns. A duplicate is not an error; any
+// other refusal is.
 func (b *Broker) Announce(petname string, ann config.Signed) error {
-	a, err := ann.Verify()
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	node := b.node
-	if !slices.ContainsFunc(node.Introducers, func(i config.Introducer) bool { return i.Petname == petname }) {
-		return fmt.Errorf("tubfarm: announcement from unknown introducer %q", petname)
-	}
-	var entries []config.CacheEntry
-	if c := node.Caches[petname]; c != nil {
-		entries = slices.Clone(c.Entries)
-	}
-	i := slices.IndexFunc(entries, func(e config.CacheEntry) bool { return e.Key == ann.Key })
-	if i >= 0 {
-		old := entries[i].Announcement
-		if old.Equal(a) {
-			return nil // a duplicate, as Tahoe ignores it
-		}
-		if old.HasSeqnum && (!a.HasSeqnum || a.Seqnum <= old.Seqnum) {
-			return fmt.Errorf("tubfarm: announcement for %s from %q has seqnum %d, not newer than %d (replay?)",
-				ann.Key, petname, a.Seqnum, old.Seqnum)
+	return b.disc.announce(petname, ann)
+}
+
+// Introducers returns a snapshot of every introducer, sorted by petname.
+func (b *Broker) Introducers() []messages.IntroducerStatus { return b.disc.statuses() }
+
+// IntroducerStatuses is Introducers, for the status package.
+func (b *Broker) IntroducerStatuses() []messages.IntroducerStatus { return b.disc.statuses() }
+
+// AnnouncedBy returns, for every server of the map that introducers
+// announced, the petnames of those introducers.
+func (b *Broker) AnnouncedBy() map[string][]string {
+	out := map[string][]string{}
+	for e := range b.Node().Map.All() {
+		if len(e.Source.Introducers) > 0 {
+			out[e.ID] = e.Source.Introducers
 		}
 	}
-	signed := ann
-	entry := config.CacheEntry{Key: ann.Key, Announcement: a, Signed: &signed}
-	if i >= 0 {
-		entries[i] = entry
-	} else {
-		entries = append(entries, entry)
+	return out
+}
+
+// WhenIntroducersAnswered returns once every introducer has answered a
+// subscription at least once (or refused the version check), or with
+// ctx's error. With no introducers it returns at once.
+func (b *Broker) WhenIntroducersAnswered(ctx context.Context) error { return b.disc.whenAnswered(ctx) }
+
+// SubscribeIntroducers returns every state change of the introducers'
+// connections from now on (ServerID is the petname), and a function to
+// stop; like Subscribe, events are dropped rather than delaying anything.
+// With discovery disabled the channel is closed at once.
+func (b *Broker) SubscribeIntroducers() (<-chan messages.StateChanged, func()) {
+	if b.disc.ab == nil {
+		ch := make(chan messages.StateChanged)
+		close(ch)
+		return ch, func() {}
 	}
-	next, err := node.WithCache(petname, entries)
-	if err != nil {
-		return err
+	return b.disc.ab.Subscribe()
+}
+
+// TryNowIntroducer cuts introducer petname's reconnection wait short.
+func (b *Broker) TryNowIntroducer(petname string) error {
+	if b.disc.ab == nil {
+		return errors.New("tubfarm: introducer discovery is disabled")
 	}
-	return b.applyLocked(next)
+	return b.disc.ab.TryNow(petname)
 }
 
 // Servers returns a handle for every server in the map, sorted by ID.
@@ -405,6 +429,9 @@ func (b *Broker) Close() error {
 		if b.watchStop != nil {
 			close(b.watchStop)
 			<-b.watchDone
+		}
+		if b.disc != nil {
+			b.disc.close() // before the servers: its last merge applies to them
 		}
 		b.ab.Close()
 		b.tr.Close()

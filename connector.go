@@ -85,6 +85,17 @@ const MaxDialHints = 16
 var errNoUsableHints = errors.New("tubfarm: no usable connection hints")
 
 func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
+	s, err := c.dial(ctx, srv, id, report)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// dial connects to srv's FURL under its policy, presenting id, and
+// resolves the FURL's swissnum: everything a session needs, for storage
+// servers and introducers alike.
+func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (*session, error) {
 	furl, err := hints.ParseFURL(srv.FURL)
 	if err != nil {
 		return nil, &actors.ConnectError{Reason: actors.ReasonOther, Permanent: true, Err: err}

@@ -13,6 +13,7 @@ import (
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/introducer"
 	"github.com/tubfarm/tubfarm/messages"
 )
 
@@ -45,7 +46,11 @@ func TestHostileAnnouncementManyHints(t *testing.T) {
 	if err := grid.WriteNodeDir(dir, grid.NodeDir{Introducers: map[string][]*grid.Server{"alpha": nil}}); err != nil {
 		t.Fatal(err)
 	}
-	b := openBroker(t, dir, tubfarm.Options{Direct: direct, WatchInterval: -1, Backoff: faultBackoff})
+	// The introducer limits would refuse such an announcement (over_limit);
+	// raise them, as a program bringing its own announcements may, to
+	// check the dial bound behind them.
+	b := openBroker(t, dir, tubfarm.Options{Direct: direct, WatchInterval: -1, Backoff: faultBackoff,
+		Introducers: tubfarm.IntroducerOptions{Disabled: true, Limits: introducer.Limits{MaxMessageBytes: 1 << 20, MaxHints: n}}})
 	rec := record(t, b)
 	t.Cleanup(func() { b.Close(); <-rec.exited })
 

@@ -302,13 +302,34 @@ func checkSources(t *testing.T, name string, srcs []netip.Addr, want netip.Addr)
 // user name of its own.
 func checkProxyStreams(t *testing.T, p *privtest.Proxy, servers []*leakServer) {
 	t.Helper()
-	userOf := map[string]string{} // user -> case
+	userOf := map[string]string{}    // user -> case
+	introUser := map[string]string{} // user -> introducer host
+	defer func() {
+		for u, host := range introUser {
+			if c, ok := userOf[u]; ok {
+				t.Errorf("introducer %s and server %s share the SOCKS user name %q", host, c, u)
+			}
+		}
+	}()
 	for _, s := range p.Streams() {
 		var owner *leakServer
 		for _, ls := range servers {
 			if ls.c.via == "tor" && ls.c.host(ls.env) == s.Host() && ls.env.port == s.Port {
 				owner = ls
 			}
+		}
+		if owner == nil && strings.HasSuffix(s.Host(), ".onion") && s.Port == privtest.IntroducerPort {
+			// An introducer of introducers.yaml (nothing listens): its
+			// connections too go through the proxy, each identity with
+			// credentials of its own.
+			if s.Method != 2 || s.User == "" {
+				t.Errorf("introducer %s: stream without isolation credentials (method %d)", s.Host(), s.Method)
+			}
+			if other, ok := introUser[s.User]; ok && other != s.Host() {
+				t.Errorf("introducers %s and %s share the SOCKS user name %q", other, s.Host(), s.User)
+			}
+			introUser[s.User] = s.Host()
+			continue
 		}
 		if owner == nil {
 			t.Errorf("proxy asked for %s:%d, which no Tor-able hint names", s.Host(), s.Port)

@@ -162,3 +162,30 @@ func (n *Node) WithCache(petname string, entries []CacheEntry) (*Node, error) {
 	c.remerge(n.Map)
 	return &c, nil
 }
+
+// WithEntries returns a new Node in which the in-memory cache of each
+// introducer petname in entries holds those entries, and whose Map is
+// re-merged (ties resolved in favour of n.Map). Nothing is written: the
+// caller writes the cache files when it chooses (see [WriteCache]). n is
+// unchanged.
+func (n *Node) WithEntries(entries map[string][]CacheEntry) *Node {
+	c := *n
+	c.Caches = make(map[string]*Cache, len(n.Caches))
+	for k, v := range n.Caches {
+		c.Caches[k] = v
+	}
+	for pet, es := range entries {
+		c.Caches[pet] = &Cache{Path: CachePath(n.Dir, pet), Entries: es}
+	}
+	c.Warnings = nil
+	for _, in := range n.Introducers {
+		if cc := c.Caches[in.Petname]; cc != nil {
+			c.Warnings = append(c.Warnings, cc.Dropped...)
+		}
+	}
+	if n.Servers != nil {
+		c.Warnings = append(c.Warnings, n.Servers.Notes...)
+	}
+	c.remerge(n.Map)
+	return &c
+}

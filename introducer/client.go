@@ -67,12 +67,13 @@ func SubscriberInfo(nickname, myVersion string) foolscap.Dict {
 
 // A Subscriber is the object an introducer calls back with announce_v2. Each
 // call's set is checked against the Table's limits and each item offered to
-// the Table; OnAccepted then receives the batch's accepted entries (if any)
+// the Table; OnAccepted then receives the batch's stored entries (if any)
 // before the call is answered, so that the introducer's next push waits for
 // it. A Subscriber is sent once per connection; make a new one for each.
 type Subscriber struct {
 	Table *Table
-	// OnAccepted, if set, receives each call's accepted entries. It runs
+	// OnAccepted, if set, receives each call's stored entries (Accepted
+	// and Superseded). It runs
 	// on the connection's inbound-call goroutine.
 	OnAccepted func([]Entry)
 	// OnCall, if set, is called at the start of every announce_v2 call.
@@ -130,7 +131,7 @@ func (s *Subscriber) CallRemote(_ context.Context, method string, args []any, kw
 	var accepted []Entry
 	for _, it := range items {
 		r, e, err := s.Table.OfferWire(it)
-		if r == Accepted {
+		if r.Stored() {
 			accepted = append(accepted, *e)
 			continue
 		}

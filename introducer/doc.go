@@ -10,9 +10,13 @@
 //     accepted (unsigned ones are counted, never used);
 //   - per introducer, one announcement per server key: an equal one is a
 //     duplicate, a different one needs a strictly greater seqnum;
-//   - across introducers and restarts ([Seqnums]), an announcement older
-//     than one already accepted or cached for that key is refused, so a
-//     replay cannot roll a server back;
+//   - an introducer's cache seeds its table at start, so a replay of an
+//     older announcement after a restart is refused (Tahoe forgets seqnums
+//     and accepts it);
+//   - across introducers ([Seqnums]), an announcement older than one
+//     another introducer or cache holds is kept as that introducer's but
+//     marked Superseded: the merge never uses it, so a replay through
+//     another introducer cannot roll a server back;
 //   - services other than "storage" are ignored;
 //   - every size is capped by [Limits]: announcements per call, servers per
 //     introducer, message size, JSON nesting, nickname size, hints per FURL.

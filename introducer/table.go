@@ -36,9 +36,13 @@ const (
 	// Duplicate: equal to the announcement already held.
 	Duplicate
 	// StaleSeqnum: not newer than the announcement held from this
-	// introducer, or older than one accepted from any introducer or found
-	// in a cache (a replay).
+	// introducer (or found in its cache at start): a replay, refused.
 	StaleSeqnum
+	// Superseded: new for this introducer, but older than one another
+	// introducer (or another cache) holds for the same server. It is
+	// stored, as what this introducer announces, but can never be the one
+	// used: the merge takes the newest seqnum across introducers.
+	Superseded
 
 	numResults
 )
@@ -46,7 +50,7 @@ const (
 var resultNames = [numResults]string{
 	Accepted: "accepted", Invalid: "invalid", OverLimit: "over_limit", Unsigned: "unsigned",
 	BadSignature: "bad_signature", WrongService: "wrong_service", Duplicate: "duplicate",
-	StaleSeqnum: "stale_seqnum",
+	StaleSeqnum: "stale_seqnum", Superseded: "superseded",
 }
 
 // String returns the result's metric label ("accepted", "stale_seqnum", …).
@@ -134,6 +138,14 @@ func (s *Seqnums) Highest(key string) (int64, bool) {
 	return n, ok
 }
 
+// known reports whether any seqnum was recorded for key.
+func (s *Seqnums) known(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[key]
+	return ok
+}
+
 // observe records seq for key if it is the highest so far. It reports
 // false, recording nothing, if seq is below the highest.
 func (s *Seqnums) observe(key string, seq int64) bool {
@@ -186,7 +198,7 @@ func (t *Table) Seed(entries []config.CacheEntry) int {
 		if e.Signed == nil {
 			continue
 		}
-		if r, _, _ := t.offer(*e.Signed, false); r == Accepted {
+		if r, _, _ := t.offer(*e.Signed, false); r.Stored() {
 			n++
 		}
 	}
@@ -205,7 +217,7 @@ func (t *Table) OfferWire(item any) (Result, *Entry, error) {
 }
 
 // Offer applies the rules to one signed announcement and, if it is
-// accepted, stores it and returns the entry. The error says why anything
+// stored (Accepted or Superseded), returns the entry. The error says why anything
 // else was refused.
 func (t *Table) Offer(s config.Signed) (Result, *Entry, error) { return t.offer(s, true) }
 
@@ -217,7 +229,7 @@ func (t *Table) offer(s config.Signed, counted bool) (Result, *Entry, error) {
 	if counted {
 		t.count(r)
 	}
-	if r != Accepted {
+	if !r.Stored() {
 		return r, nil, err
 	}
 	return r, e, nil
@@ -276,15 +288,16 @@ func (t *Table) store(key string, e *Entry) (Result, error) {
 	} else if len(t.entries) >= t.limits.MaxServers {
 		return OverLimit, fmt.Errorf("introducer: already holding the limit of %d servers", t.limits.MaxServers)
 	}
-	if hi, ok := t.seq.Highest(key); ok && (!a.HasSeqnum || a.Seqnum < hi) {
-		return StaleSeqnum, fmt.Errorf("introducer: seqnum %d of %s is older than %d, already seen (replay)", a.Seqnum, key, hi)
-	}
-	if a.HasSeqnum && !t.seq.observe(key, a.Seqnum) {
-		return StaleSeqnum, fmt.Errorf("introducer: seqnum %d of %s is older than one already seen (replay)", a.Seqnum, key)
-	}
 	t.entries[key] = *e
+	if a.HasSeqnum && !t.seq.observe(key, a.Seqnum) || !a.HasSeqnum && t.seq.known(key) {
+		return Superseded, nil
+	}
 	return Accepted, nil
 }
+
+// Stored reports whether an offer with this result was stored: Accepted
+// or Superseded.
+func (r Result) Stored() bool { return r == Accepted || r == Superseded }
 
 func (t *Table) count(r Result) {
 	t.mu.Lock()

@@ -116,8 +116,9 @@ func TestTableRules(t *testing.T) {
 	}
 }
 
-// A replay through another introducer, or after a restart (seeded from a
-// cache), is refused; Tahoe would accept it.
+// A replay after a restart (the table seeded from its cache) is refused;
+// through another introducer it is kept as that introducer's but marked
+// superseded. Tahoe would accept both.
 func TestReplayAcrossIntroducers(t *testing.T) {
 	a := newTestServer(t)
 	seq := NewSeqnums()
@@ -125,11 +126,14 @@ func TestReplayAcrossIntroducers(t *testing.T) {
 	if r, _, _ := t1.Offer(a.sign(t, a.fields(9))); r != Accepted {
 		t.Fatal(r)
 	}
-	if r, _, _ := t2.Offer(a.sign(t, a.fields(8))); r != StaleSeqnum {
+	if r, _, _ := t2.Offer(a.sign(t, a.fields(8))); r != Superseded {
 		t.Fatalf("older through another introducer: %v", r)
 	}
 	if r, _, _ := t2.Offer(a.sign(t, a.fields(9))); r != Accepted {
 		t.Fatalf("the same seqnum through another introducer: %v", r)
+	}
+	if hi, _ := seq.Highest(a.key); hi != 9 {
+		t.Fatalf("highest %d", hi)
 	}
 	// After a restart: a fresh Seqnums seeded from t1's cache entries.
 	seq2 := NewSeqnums()
@@ -137,10 +141,14 @@ func TestReplayAcrossIntroducers(t *testing.T) {
 	if n := t3.Seed(t1.Entries()); n != 1 {
 		t.Fatalf("seeded %d", n)
 	}
-	t4 := NewTable(Limits{}, seq2)
-	if r, _, _ := t4.Offer(a.sign(t, a.fields(3))); r != StaleSeqnum {
+	if r, _, _ := t3.Offer(a.sign(t, a.fields(3))); r != StaleSeqnum {
 		t.Fatalf("replay after restart: %v", r)
 	}
+	t4 := NewTable(Limits{}, seq2)
+	if r, _, _ := t4.Offer(a.sign(t, a.fields(3))); r != Superseded {
+		t.Fatalf("replay after restart through another introducer: %v", r)
+	}
+	t4 = NewTable(Limits{}, seq2)
 	// Unsigned cache entries (written by Tahoe) never seed.
 	n := t4.Seed([]config.CacheEntry{{Key: a.key, Announcement: t1.Entries()[0].Announcement}})
 	if n != 0 || t4.Len() != 0 {

@@ -284,6 +284,11 @@ type NodeDir struct {
 	// Introducers maps petname to the servers whose signed announcements
 	// go into that introducer's cache (seqnum 1).
 	Introducers map[string][]*Server
+	// IntroducerFURLs maps petname to the FURL of a live introducer
+	// (introducerserver); these get no cache file unless Introducers
+	// also lists them. Petnames only in Introducers get a FURL nobody
+	// listens on.
+	IntroducerFURLs map[string]string
 	// Static servers go into servers.yaml, each with an optional
 	// connections: override.
 	Static []*Server
@@ -306,11 +311,25 @@ func WriteNodeDir(dir string, nd NodeDir) error {
 	if err := os.WriteFile(config.TahoeCfgPath(dir), []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	if len(nd.Introducers) > 0 {
+	if len(nd.Introducers) > 0 || len(nd.IntroducerFURLs) > 0 {
 		var sb strings.Builder
 		sb.WriteString("introducers:\n")
-		for _, pet := range sortedKeys(nd.Introducers) {
-			fmt.Fprintf(&sb, "  %s:\n    furl: pb://%s@tcp:127.0.0.1:1/introducer\n", pet, strings.Repeat("a", 32))
+		pets := map[string]bool{}
+		for p := range nd.Introducers {
+			pets[p] = true
+		}
+		for p := range nd.IntroducerFURLs {
+			pets[p] = true
+		}
+		for _, pet := range sortedKeys(pets) {
+			furl := nd.IntroducerFURLs[pet]
+			if furl == "" {
+				furl = "pb://" + strings.Repeat("a", 32) + "@tcp:127.0.0.1:1/introducer"
+			}
+			fmt.Fprintf(&sb, "  %s:\n    furl: %s\n", pet, furl)
+			if _, ok := nd.Introducers[pet]; !ok {
+				continue
+			}
 			var entries []config.CacheEntry
 			for _, s := range nd.Introducers[pet] {
 				signed, err := s.Signed(1)

@@ -26,7 +26,8 @@ type NodeDir struct {
 	// TahoeCfg is the content of tahoe.cfg.
 	TahoeCfg string
 	// Introducers maps an introducer's petname to the entries of its
-	// cache. The introducers themselves are .onion FURLs nobody dials.
+	// cache. The introducers themselves are .onion FURLs (port IntroducerPort)
+	// where nothing listens: dialed through the proxy, never answered.
 	Introducers map[string][]Entry
 	// Static entries go into private/servers.yaml.
 	Static []Entry
@@ -66,7 +67,7 @@ func WriteNodeDir(dir string, nd NodeDir) error {
 	var intro strings.Builder
 	intro.WriteString("introducers:\n")
 	for i, pet := range pets {
-		fmt.Fprintf(&intro, "  %s:\n    furl: pb://%s@tor:%s.onion:3457/introducer\n", pet, strings.Repeat("a", 32), strings.Repeat(string(rune('a'+i)), 56))
+		fmt.Fprintf(&intro, "  %s:\n    furl: pb://%s@tor:%s.onion:%d/introducer\n", pet, strings.Repeat("a", 32), strings.Repeat(string(rune('a'+i)), 56), IntroducerPort)
 		var entries []config.CacheEntry
 		for n, e := range nd.Introducers[pet] {
 			signed, err := config.Sign(e.Server.Key, map[string]any{
@@ -118,3 +119,6 @@ func WriteNodeDir(dir string, nd NodeDir) error {
 	}
 	return os.WriteFile(config.ServersPath(dir), []byte(sb.String()), 0o600)
 }
+
+// IntroducerPort is the port of the introducer FURLs WriteNodeDir writes.
+const IntroducerPort = 3457
