@@ -45,32 +45,9 @@ type Backoff struct {
 
 // DefaultBackoff is the reconnection backoff used when [Config.Backoff] is
 // the zero value: 1 s, doubling, ±20 % uniform jitter, capped at 5 min, with
-// failures forgotten once a connection has stayed up for 30 s. The nominal
-// schedule is 1, 2, 4, 8, 16, 32, 64, 128, 256, then 300 s.
-//
-// Compared with the two reference schedules:
-//
-//   - Foolscap's Reconnector (used by Tahoe-LAFS for every storage server)
-//     starts at 1 s and multiplies by e, capped at 1 h, with Gaussian jitter
-//     of σ≈12 % applied after the cap and compounded into the stored delay
-//     (so it drifts and may exceed the cap). Its nominal schedule is 2.7,
-//     7.4, 20, 55, 148, 403, 1097, 2981, then ~3600 s. A server that was
-//     down for an hour can thus stay unused for up to another hour after it
-//     comes back, which is why Foolscap grew reset() and Tahoe calls it on
-//     every server whenever one connects.
-//   - gRPC's connection backoff starts at 1 s, multiplies by 1.6, applies
-//     uniform ±20 % jitter and caps at 120 s.
-//
-// DefaultBackoff takes gRPC's bounded uniform jitter (it disperses
-// reconnecting clients without letting one wait twice as long as the
-// schedule says) and a cap between the two: five minutes keeps a dead
-// server to twelve attempts an hour, which matters when every attempt builds
-// a Tor circuit, while a returning server is found within minutes rather
-// than an hour. Doubling reaches the cap after nine failures (about 8.5 min
-// of trying), where Foolscap's e-factor takes 148 s to reach its fifth
-// retry. Unlike Foolscap, failures are forgotten only after a connection
-// proves stable (StableAfter), so a server that accepts and drops
-// immediately cannot make the client reconnect every second.
+// failures forgotten once a connection has stayed up for 30 s. Why these
+// numbers, against Foolscap's and gRPC's schedules, is in
+// docs/state-machine.md, "Backoff".
 var DefaultBackoff = Backoff{
 	BaseDelay:   1 * time.Second,
 	Multiplier:  2,
@@ -81,10 +58,8 @@ var DefaultBackoff = Backoff{
 
 // DefaultRestartBackoff spaces restarts of a server's child actor after it
 // panicked, when [Config.RestartBackoff] is the zero value: 100 ms,
-// doubling, ±20 % jitter, capped at 30 s. A panic is a bug, not a network
-// condition; the delay keeps a child that panics on every start from
-// spinning, and the cap keeps a transient bug from parking the server for
-// long.
+// doubling, ±20 % jitter, capped at 30 s (docs/state-machine.md,
+// "Backoff").
 var DefaultRestartBackoff = Backoff{
 	BaseDelay:   100 * time.Millisecond,
 	Multiplier:  2,

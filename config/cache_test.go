@@ -43,7 +43,7 @@ func mustSign(t testing.TB, k ed25519.PrivateKey, fields map[string]any) Signed 
 	return s
 }
 
-// TestTahoeCacheLoads loads the cache example of tahoe-node.md §1.3
+// TestTahoeCacheLoads loads the cache example of docs/tahoe-node-files.md §3
 // verbatim: unsigned, so unverified, but usable.
 func TestTahoeCacheLoads(t *testing.T) {
 	c, err := ReadCache("testdata/good/tahoe_cache.yaml")

@@ -14,7 +14,7 @@ import (
 	"github.com/tubfarm/tubfarm/hints"
 )
 
-// tcpTorCfg is the "Tor-mostly client" of tahoe-node.md §1.4.
+// tcpTorCfg is the "Tor-mostly client" of docs/tahoe-node-files.md §4.
 func tcpTorCfg(t testing.TB) *TahoeConfig {
 	t.Helper()
 	c, err := ParseTahoeConfig("tahoe.cfg", []byte("[connections]\ntcp = tor\n"))
@@ -24,7 +24,7 @@ func tcpTorCfg(t testing.TB) *TahoeConfig {
 	return c
 }
 
-// TestServersExample loads the servers.yaml example of tahoe-node.md §1.4
+// TestServersExample loads the servers.yaml example of docs/tahoe-node-files.md §4
 // verbatim.
 func TestServersExample(t *testing.T) {
 	s, err := LoadServers("testdata/good/servers.yaml", tcpTorCfg(t))

@@ -126,7 +126,7 @@ func TestTahoeConfigDefaults(t *testing.T) {
 	}
 }
 
-// The two examples of tahoe-node.md §1.1, verbatim.
+// The two examples of docs/tahoe-node-files.md §1, verbatim.
 const (
 	hideIPExample = `# client that hides its IP
 [node]

@@ -14,7 +14,7 @@ type StateChanged struct {
 	ServerID string
 
 	// From and To are the states before and after the transition. From may
-	// equal To only for WaitingToRetry (a re-armed wait).
+	// equal To only for WaitingToRetry (a wait re-armed or moved).
 	From, To State
 
 	// At is when the transition happened, on the broker's clock.

@@ -14,7 +14,7 @@
 // characters long. Foolscap checks peers by TubID only: there is no CA, no host
 // name and no expiry check. Certificates made here carry no KeyUsage or
 // ExtKeyUsage extension, because Foolscap rejects a client certificate whose
-// only ExtKeyUsage is serverAuth (foolscap-wire.md §2.5).
+// only ExtKeyUsage is serverAuth (docs/foolscap-wire.md §2.5).
 //
 // Two kinds of identity exist:
 //
@@ -104,7 +104,7 @@ func NewEphemeral() (*Identity, error) {
 // newECDSA builds the certificate by hand rather than with
 // x509.CreateCertificate: that function verifies its own signature after
 // signing, which costs more than key generation and signing together
-// (deps.md §4). The certificate is parsed back once, so a mistake here still
+// (docs/dependencies.md §4). The certificate is parsed back once, so a mistake here still
 // fails loudly.
 func newECDSA(r io.Reader, now time.Time) (*Identity, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), r)

@@ -9,7 +9,7 @@ import (
 )
 
 // storage answers get_version the way a Tahoe-LAFS storage server does
-// (the shape of foolscap-wire.md §5.4), and any other method with a
+// (the shape of docs/foolscap-wire.md §5.4), and any other method with a
 // Foolscap-style "method not defined" failure.
 type storage struct {
 	version string
