@@ -76,14 +76,14 @@ type fileLine struct {
 }
 
 type announcementView struct {
-	Introducer string `json:"introducer"`
-	Path       string `json:"path"`
-	Line       int    `json:"line"`
-	Seqnum     *int64 `json:"seqnum"`
-	Nickname   string `json:"nickname"`
+	Introducer string   `json:"introducer"`
+	Path       string   `json:"path"`
+	Line       int      `json:"line"`
+	Seqnum     *int64   `json:"seqnum"`
+	Nickname   string   `json:"nickname"`
 	Hints      []string `json:"hints"`
-	Verified   bool   `json:"verified"`
-	Used       bool   `json:"used"`
+	Verified   bool     `json:"verified"`
+	Used       bool     `json:"used"`
 }
 
 type hintView struct {
