@@ -30,7 +30,6 @@ type pinOpts struct {
 	connections listFlag
 	nickname    string
 	dryRun      bool
-	set         map[string]bool
 }
 
 var pinCmd = &command{

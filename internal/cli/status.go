@@ -23,9 +23,6 @@ type statusOpts struct {
 	timeout  time.Duration
 	http     string
 	logLevel string
-	// options is a test seam: the broker's options (Logger and Registerer
-	// are set by the command).
-	options tubfarm.Options
 }
 
 var statusCmd = &command{
@@ -66,10 +63,10 @@ func runStatus(ctx context.Context, c *cmdContext) int {
 		return c.fail("%s", termsafe.Error(err))
 	}
 	reg := prometheus.NewRegistry()
-	bopts := o.options
-	bopts.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
-	bopts.Registerer = reg
-	b, err := tubfarm.New(node, bopts)
+	b, err := tubfarm.New(node, tubfarm.Options{
+		Logger:     slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
+		Registerer: reg,
+	})
 	if err != nil {
 		return c.fail("%s", termsafe.Error(err))
 	}
