@@ -119,6 +119,10 @@ var (
 	ErrMessageTooLarge = errors.New("message too large")
 	// ErrAborted: the sender ABORTed the object.
 	ErrAborted = errors.New("ABORT received")
+	// ErrUnsolicited: an answer or error for a request that nobody
+	// awaits (never sent, already answered, or given up by its caller).
+	// Its body is skipped unread.
+	ErrUnsolicited = errors.New("unsolicited answer")
 	// ErrBadValue: a value of the wrong type or content in an otherwise
 	// well-formed message (an unknown CLID, a non-bytes name, bad UTF-8).
 	ErrBadValue = errors.New("bad value")

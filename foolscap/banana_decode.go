@@ -54,8 +54,17 @@ type Decoder struct {
 	inMsg    bool    // inside a top-level sequence
 	msgCost  int64   // wire bytes + per-value overhead of the current message
 	objects  map[int64]any
-	pending  map[int64]bool // sequences open but not finished (cycles)
-	fatal    error          // sticky fatal error
+	objCost  map[int64]int64 // cost of each object in objects, shared references expanded
+	pending  map[int64]bool  // sequences open but not finished (cycles)
+	hasher   keyHasher       // dict keys and set members of the current message
+	// failureOnly: the sequence being opened is an error message's value,
+	// which must be a Failure copyable.
+	failureOnly bool
+	fatal       error // sticky fatal error
+
+	// wantAnswer, if set, reports whether an answer or error for reqID
+	// is awaited; the body of one that is not is skipped unread.
+	wantAnswer func(reqID int64) bool
 
 	digits [maxHeaderDigits + 1]byte
 }
@@ -287,7 +296,9 @@ func hasBody(typ byte) bool {
 // top reads one top-level object.
 func (d *Decoder) top() (any, error) {
 	d.objects = nil
+	d.objCost = nil
 	d.pending = nil
+	d.hasher.reset()
 	d.inMsg = false
 	t, err := d.rawToken()
 	if err != nil {
@@ -565,6 +576,12 @@ func (d *Decoder) sequence(open token, topLevel bool) (any, error) {
 		}
 		return nil, d.violation(ErrBadSequence, "index token 0x%02x not STRING or VOCAB", t.typ)
 	}
+	if d.failureOnly {
+		d.failureOnly = false
+		if opentype != "copyable" {
+			return nil, d.violation(ErrBadValue, "an error's value must be a Failure, not %q", opentype)
+		}
+	}
 	if topLevel && d.pb {
 		switch opentype {
 		case "call", "answer", "error":
@@ -587,7 +604,7 @@ func (d *Decoder) sequence(open token, topLevel bool) (any, error) {
 		case int64(1):
 			return true, nil
 		}
-		return nil, d.violation(ErrBadSequence, "boolean takes INT 0 or 1, got %v", items[0])
+		return nil, d.violation(ErrBadSequence, "boolean takes INT 0 or 1, got %s", describe(items[0], 80))
 	case "unicode":
 		items, err := d.exactly(opentype, 1)
 		if err != nil {
@@ -626,6 +643,12 @@ func (d *Decoder) sequence(open token, topLevel bool) (any, error) {
 		if !ok {
 			return nil, d.violation(ErrBadValue, "reference %d to an unknown object", n)
 		}
+		// A reference costs what it refers to, as if the object were sent
+		// again: a program that walks the value walks it again.
+		d.msgCost += d.objCost[n]
+		if d.msgCost > d.lim.MaxMessageSize {
+			return nil, d.violation(ErrMessageTooLarge, "more than %d bytes with shared references expanded", d.lim.MaxMessageSize)
+		}
 		return v, nil
 	case "copyable":
 		return d.copyable()
@@ -660,10 +683,17 @@ func (d *Decoder) container(kind string, objID int64) (any, error) {
 		d.pending = make(map[int64]bool)
 	}
 	d.pending[objID] = true
+	start := d.msgCost
 	items, err := d.children(kind)
 	delete(d.pending, objID)
 	if err != nil {
 		return nil, err
+	}
+	// The container itself: a slice header, and an interface (two words)
+	// per item, or a DictItem (four) per key/value pair.
+	d.msgCost += 24 + 16*int64(len(items))
+	if d.msgCost > d.lim.MaxMessageSize {
+		return nil, d.violation(ErrMessageTooLarge, "more than %d bytes", d.lim.MaxMessageSize)
 	}
 	var v any
 	switch kind {
@@ -678,7 +708,7 @@ func (d *Decoder) container(kind string, objID int64) (any, error) {
 		seen := make(map[string]bool, len(items))
 		out := items[:0]
 		for _, it := range items {
-			k, ok := hashKey(it)
+			k, ok := d.hasher.key(it)
 			if !ok {
 				return nil, d.violation(ErrBadValue, "unhashable %T in %s", it, kind)
 			}
@@ -699,12 +729,12 @@ func (d *Decoder) container(kind string, objID int64) (any, error) {
 		dict := make(Dict, 0, len(items)/2)
 		seen := make(map[string]bool, len(items)/2)
 		for i := 0; i < len(items); i += 2 {
-			k, ok := hashKey(items[i])
+			k, ok := d.hasher.key(items[i])
 			if !ok {
 				return nil, d.violation(ErrBadValue, "unhashable key %T", items[i])
 			}
 			if seen[k] {
-				return nil, d.violation(ErrBadSequence, "duplicate key %v", items[i])
+				return nil, d.violation(ErrBadSequence, "duplicate key %s", describe(items[i], 80))
 			}
 			seen[k] = true
 			dict = append(dict, DictItem{Key: items[i], Value: items[i+1]})
@@ -713,12 +743,25 @@ func (d *Decoder) container(kind string, objID int64) (any, error) {
 	}
 	if d.objects == nil {
 		d.objects = make(map[int64]any)
+		d.objCost = make(map[int64]int64)
 	}
 	d.objects[objID] = v
+	d.objCost[objID] = d.msgCost - start
 	return v, nil
 }
 
-// copyable decodes a pass-by-copy object; only Failure is registered.
+// Foolscap's FailureConstraint, which every received Failure must meet:
+// the longest type, value, traceback and parent class name, in bytes.
+const (
+	maxFailureType      = 200
+	maxFailureValue     = 1000
+	maxFailureTraceback = 2000
+	maxFailureParent    = 200
+)
+
+// copyable decodes a pass-by-copy object; only Failure is registered. Its
+// attributes must be text within Foolscap's FailureConstraint; longer ones
+// are refused as Foolscap refuses them, unread.
 func (d *Decoder) copyable() (any, error) {
 	name, err := d.child(maxCopyableNameLength)
 	if err != nil {
@@ -731,48 +774,71 @@ func (d *Decoder) copyable() (any, error) {
 	if string(nb) != failureClassName {
 		return nil, d.violation(ErrUnknownOpenType, "unknown RemoteCopy name '%s'", nb)
 	}
-	items, err := d.children("copyable")
-	if err != nil {
-		return nil, err
-	}
-	if len(items)%2 != 0 {
-		return nil, d.violation(ErrBadSequence, "copyable attribute without a value")
-	}
 	f := &RemoteError{}
-	for i := 0; i < len(items); i += 2 {
-		k, ok := items[i].([]byte)
+	for {
+		k, err := d.child(maxOpenTypeLength)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := k.(closeMark); ok {
+			return f, nil
+		}
+		kb, ok := k.([]byte)
 		if !ok {
 			return nil, d.violation(ErrBadValue, "copyable attribute name must be a STRING")
 		}
-		switch string(k) {
+		limit := maxFailureParent
+		var dst *string
+		switch string(kb) {
 		case "type":
-			f.Type = textOf(items[i+1])
+			limit, dst = maxFailureType, &f.Type
 		case "value":
-			f.Value = textOf(items[i+1])
+			limit, dst = maxFailureValue, &f.Value
 		case "traceback":
-			f.Traceback = textOf(items[i+1])
+			limit, dst = maxFailureTraceback, &f.Traceback
 		case "parents":
-			if l, ok := items[i+1].([]any); ok {
-				for _, p := range l {
-					f.Parents = append(f.Parents, textOf(p))
-				}
+		default:
+			return nil, d.violation(ErrBadValue, "unknown Failure attribute %q", kb)
+		}
+		v, err := d.child(limit)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := v.(closeMark); ok {
+			return nil, d.violation(ErrBadSequence, "copyable attribute without a value")
+		}
+		if dst != nil {
+			if *dst, ok = failureText(v, limit); !ok {
+				return nil, d.violation(ErrBadValue, "Failure %s must be a string of at most %d bytes", kb, limit)
+			}
+			continue
+		}
+		l, ok := v.([]any)
+		if !ok {
+			return nil, d.violation(ErrBadValue, "Failure parents must be a list")
+		}
+		f.Parents = make([]string, len(l))
+		for i, p := range l {
+			if f.Parents[i], ok = failureText(p, maxFailureParent); !ok {
+				return nil, d.violation(ErrBadValue, "Failure parents must be strings of at most %d bytes", maxFailureParent)
 			}
 		}
 	}
-	return f, nil
 }
 
-// textOf renders a bytes/str value as a Go string.
-func textOf(v any) string {
+// failureText returns a Failure attribute (bytes, or a str) as a Go string
+// if it is at most limit bytes long.
+func failureText(v any, limit int) (string, bool) {
+	var s string
 	switch x := v.(type) {
 	case []byte:
-		return string(x)
+		s = string(x)
 	case string:
-		return x
-	case nil:
-		return ""
+		s = x
+	default:
+		return "", false
 	}
-	return fmt.Sprint(v)
+	return s, len(s) <= limit
 }
 
 func (d *Decoder) myReference() (any, error) {
@@ -803,6 +869,55 @@ func (d *Decoder) myReference() (any, error) {
 	return d.refs.decodeMyRef(clid, iname, url)
 }
 
+// errorValue reads the value of an error message, which must be a Failure
+// (Foolscap's ErrorUnslicer accepts nothing else): any other token is
+// refused before its body is read, and so is any OPEN but a copyable.
+func (d *Decoder) errorValue(m *message) error {
+	t, err := d.rawToken()
+	if err != nil {
+		return err
+	}
+	switch t.typ {
+	case tokOpen:
+		d.failureOnly = true
+		v, err := d.sequence(t, false)
+		d.failureOnly = false
+		if err != nil {
+			return err
+		}
+		m.value = v
+	case tokClose:
+		if err := d.popClose(t); err != nil {
+			return err
+		}
+		return d.violation(ErrBadSequence, "error takes one value, got 0")
+	case tokAbort:
+		return d.violation(ErrAborted, "ABORT(%d)", t.header)
+	default:
+		if hasBody(t.typ) {
+			if t.big || int64(t.header) > d.lim.MaxMessageSize {
+				return d.bananaErr(ErrMessageTooLarge, fmt.Sprintf("token declares %d body bytes", t.header))
+			}
+			if err := d.skipBody(t.header); err != nil {
+				return err
+			}
+		} else if t.typ == tokFloat {
+			if err := d.skipBody(8); err != nil {
+				return err
+			}
+		}
+		return d.violation(ErrBadValue, "an error's value must be a Failure, got token 0x%02x", t.typ)
+	}
+	v, err := d.child(d.lim.MaxStringLength)
+	if err != nil {
+		return err
+	}
+	if _, ok := v.(closeMark); !ok {
+		return d.violation(ErrBadSequence, "error takes one value, got more")
+	}
+	return nil
+}
+
 // arguments is a decoded "arguments" sequence.
 type arguments struct {
 	args   []any
@@ -819,7 +934,7 @@ func (d *Decoder) arguments() (any, error) {
 	}
 	n, ok := items[0].(int64)
 	if !ok || n < 0 || n > int64(len(items)-1) {
-		return nil, d.violation(ErrBadSequence, "bad positional argument count %v", items[0])
+		return nil, d.violation(ErrBadSequence, "bad positional argument count %s", describe(items[0], 80))
 	}
 	a := &arguments{args: items[1 : 1+n], kwargs: map[string]any{}}
 	rest := items[1+n:]
@@ -865,6 +980,12 @@ func (d *Decoder) message(kind string) (any, error) {
 		return m, d.violation(ErrBadValue, "request ID must be an INT")
 	}
 	m.reqID, m.haveReqID = reqID, true
+	if kind != "call" && d.wantAnswer != nil && !d.wantAnswer(reqID) {
+		return m, d.violation(ErrUnsolicited, "%s for request %d, which nobody awaits", kind, reqID)
+	}
+	if kind == "error" {
+		return m, d.errorValue(m)
+	}
 	if kind == "call" {
 		if v, err = d.child(d.lim.MaxStringLength); err != nil {
 			return m, err

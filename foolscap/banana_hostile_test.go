@@ -46,7 +46,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "unknown opentype", in: wire(t, `0088 0382 "foo" 0089`), reason: ErrUnknownOpenType},
 		{name: "set-vocab at top of PB", in: wire(t, `0088 0987 0089`), pb: true, reason: ErrUnknownOpenType},
 		{name: "too many items", in: wire(t, `0088 0487 0181 0181 0181 0089`), lim: Limits{MaxItems: 2}, reason: ErrTooManyItems},
-		{name: "message too large", in: wire(t, `0088 0487 0a82 "0123456789" 0a82 "0123456789" 0089`), lim: Limits{MaxMessageSize: 45}, reason: ErrMessageTooLarge},
+		{name: "message too large", in: wire(t, `0088 0487 0a82 "0123456789" 0a82 "0123456789" 0a82 "0123456789" 0a82 "0123456789" 0089`), lim: Limits{MaxMessageSize: 90}, reason: ErrMessageTooLarge},
 		{name: "duplicate dict key", in: wire(t, `0088 0387 0182 "a" 0181 0182 "a" 0281 0089`), reason: ErrBadSequence},
 		{name: "unhashable dict key", in: wire(t, `0088 0387 0188 0487 0189 0181 0089`), reason: ErrBadValue},
 		{name: "bad boolean", in: wire(t, `0088 0187 0281 0089`), reason: ErrBadSequence},

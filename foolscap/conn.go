@@ -192,9 +192,18 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	})
 	pc.dec.pb = true
 	pc.dec.refs = pc
+	pc.dec.wantAnswer = pc.awaited
 	go pc.readLoop()
 	go pc.controlLoop()
 	return pc
+}
+
+// awaited reports whether a call waits for the answer to reqID.
+func (c *Conn) awaited(reqID int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[reqID]
+	return ok
 }
 
 // activityReader records the time of every successful read.

@@ -192,8 +192,8 @@ func (c *Conn) dispatch(m *message) bool {
 			c.resolve(m.reqID, callResult{v: m.value})
 		default:
 			f, ok := m.value.(*RemoteError)
-			if !ok {
-				f = &RemoteError{Type: "unknown", Value: fmt.Sprintf("%v", m.value)}
+			if !ok { // the decoder accepts only a Failure; this is a safety net
+				f = &RemoteError{Type: "unknown", Value: describe(m.value, maxFailureValue)}
 			}
 			c.resolve(m.reqID, callResult{err: f})
 		}

@@ -3,10 +3,13 @@ package foolscap
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"fmt"
 	"maps"
+	"math"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -167,81 +170,176 @@ func standardParents(typ string) []string {
 	return []string{typ, "builtins.Exception", "builtins.BaseException", "builtins.object"}
 }
 
-// hashKey returns a canonical string for a hashable decoded value, used for
-// dict/set duplicate detection and Dict.Get. Unhashable values (lists,
-// dicts, sets) report false.
+// hashKey returns the key that identifies a hashable decoded value by
+// value, for dict/set duplicate detection and Dict.Get: two values have the
+// same key exactly when Python would find them equal (bytes with bytes, str
+// with str, integers, floats and booleans numerically, tuples and
+// frozensets by their members). Unhashable values (lists, dicts, sets)
+// report false. See [keyHasher] for the cost.
 func hashKey(v any) (string, bool) {
-	var b strings.Builder
-	if !writeHashKey(&b, v) {
-		return "", false
-	}
-	return b.String(), true
+	var h keyHasher
+	return h.key(v)
 }
 
-func writeHashKey(b *strings.Builder, v any) bool {
+// keyHasher computes hashKey keys in time linear in the size of the value
+// as sent, whatever its shape. A key is the value's canonical encoding when
+// that is at most maxInlineKey bytes, else "h" and the SHA-256 of that
+// encoding (no canonical encoding starts with "h"); so every key is short. A
+// tuple's or frozenset's encoding is made of its members' keys, and each
+// member's key is computed once per keyHasher, remembered by the identity
+// of its backing array: a tuple that refers twice to the tuple before (a
+// shared reference, whose expansion doubles at every level) or frozensets
+// nested 60 deep cost each member once, not once per path to it. Integers
+// are encoded in binary, never through a decimal string (which costs more
+// than linear time for a large *big.Int).
+type keyHasher struct {
+	memo map[sliceID]string
+}
+
+// sliceID identifies a decoded Tuple or FrozenSet: the address of its first
+// element and its length.
+type sliceID struct {
+	first *any
+	n     int
+}
+
+// maxInlineKey is the longest canonical encoding used as a key as is.
+const maxInlineKey = 64
+
+// reset forgets what h remembered, so that the values can be collected.
+func (h *keyHasher) reset() { h.memo = nil }
+
+func (h *keyHasher) key(v any) (string, bool) {
+	var id sliceID
+	switch x := v.(type) {
+	case Tuple:
+		if len(x) > 0 {
+			id = sliceID{&x[0], len(x)}
+		}
+	case FrozenSet:
+		if len(x) > 0 {
+			id = sliceID{&x[0], len(x)}
+		}
+	}
+	if id.first != nil {
+		if k, ok := h.memo[id]; ok {
+			return k, true
+		}
+	}
+	var b []byte
+	b, ok := h.encode(b, v)
+	if !ok {
+		return "", false
+	}
+	k := digestKey(b)
+	if id.first != nil {
+		if h.memo == nil {
+			h.memo = make(map[sliceID]string)
+		}
+		h.memo[id] = k
+	}
+	return k, true
+}
+
+// digestKey returns b as a key: itself if short, else its digest.
+func digestKey(b []byte) string {
+	if len(b) <= maxInlineKey {
+		return string(b)
+	}
+	sum := sha256.Sum256(b)
+	return "h" + string(sum[:])
+}
+
+// appendLen appends a length prefix: the decimal length and ':'.
+func appendLen(b []byte, n int) []byte {
+	return append(strconv.AppendInt(b, int64(n), 10), ':')
+}
+
+// encode appends v's canonical encoding.
+func (h *keyHasher) encode(b []byte, v any) ([]byte, bool) {
 	switch x := v.(type) {
 	case nil:
-		b.WriteString("N")
+		return append(b, 'N'), true
 	case bool:
 		// Python: True == 1 and False == 0 as dict keys.
 		if x {
-			b.WriteString("i1;")
-		} else {
-			b.WriteString("i0;")
+			return append(b, "i1;"...), true
 		}
+		return append(b, "i0;"...), true
 	case []byte:
-		fmt.Fprintf(b, "b%d:", len(x))
-		b.Write(x)
+		return append(appendLen(append(b, 'b'), len(x)), x...), true
 	case string:
-		fmt.Fprintf(b, "s%d:", len(x))
-		b.WriteString(x)
+		return append(appendLen(append(b, 's'), len(x)), x...), true
 	case float64:
-		if x == float64(int64(x)) {
-			fmt.Fprintf(b, "i%d;", int64(x))
-		} else {
-			fmt.Fprintf(b, "f%v;", x)
-		}
-	case *big.Int:
-		fmt.Fprintf(b, "i%s;", x.String())
-	case Decimal:
-		fmt.Fprintf(b, "d%d:%s", len(x), string(x))
-	case Tuple:
-		b.WriteString("t(")
-		for _, it := range x {
-			if !writeHashKey(b, it) {
-				return false
+		if x == math.Trunc(x) && !math.IsInf(x, 0) {
+			if x >= -(1<<63) && x < 1<<63 {
+				return appendIntKey(b, int64(x)), true
 			}
+			bi, _ := big.NewFloat(x).Int(nil)
+			return appendBigKey(b, bi), true
 		}
-		b.WriteString(")")
+		return append(strconv.AppendFloat(append(b, 'f'), x, 'g', -1, 64), ';'), true
+	case *big.Int:
+		if x == nil {
+			return b, false
+		}
+		return appendBigKey(b, x), true
+	case Decimal:
+		return append(appendLen(append(b, 'd'), len(x)), x...), true
+	case Tuple:
+		b = append(b, "t("...)
+		for _, it := range x {
+			k, ok := h.key(it)
+			if !ok {
+				return b, false
+			}
+			b = append(appendLen(b, len(k)), k...)
+		}
+		return append(b, ')'), true
 	case FrozenSet:
 		keys := make([]string, 0, len(x))
 		for _, it := range x {
-			k, ok := hashKey(it)
+			k, ok := h.key(it)
 			if !ok {
-				return false
+				return b, false
 			}
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		b.WriteString("F(")
+		keys = slices.Compact(keys)
+		b = append(b, "F("...)
 		for _, k := range keys {
-			b.WriteString(k)
+			b = append(appendLen(b, len(k)), k...)
 		}
-		b.WriteString(")")
+		return append(b, ')'), true
 	case *RemoteRef:
-		fmt.Fprintf(b, "r%p", x)
-	default:
-		if i, ok := toInt64(v); ok {
-			fmt.Fprintf(b, "i%d;", i)
-			return true
-		}
-		if bi, ok := toBig(v); ok {
-			fmt.Fprintf(b, "i%s;", bi.String())
-			return true
-		}
-		return false
+		return fmt.Appendf(append(b, 'r'), "%p", x), true
 	}
-	return true
+	if i, ok := toInt64(v); ok {
+		return appendIntKey(b, i), true
+	}
+	if bi, ok := toBig(v); ok {
+		return appendBigKey(b, bi), true
+	}
+	return b, false
+}
+
+func appendIntKey(b []byte, i int64) []byte {
+	return append(strconv.AppendInt(append(b, 'i'), i, 10), ';')
+}
+
+// appendBigKey encodes an integer as appendIntKey does if it fits in int64,
+// else as its sign and big-endian magnitude.
+func appendBigKey(b []byte, x *big.Int) []byte {
+	if x.IsInt64() {
+		return appendIntKey(b, x.Int64())
+	}
+	b = append(b, 'I')
+	if x.Sign() < 0 {
+		b = append(b, '-')
+	}
+	mag := x.Bytes()
+	return append(appendLen(b, len(mag)), mag...)
 }
 
 // toInt64 converts any Go signed or fitting unsigned integer to int64.
