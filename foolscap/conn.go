@@ -44,6 +44,11 @@ type ConnConfig struct {
 	// ("foolscap.tokens.Violation", "too many concurrent calls"), so a flood
 	// cannot grow memory. 0 means 64.
 	MaxInboundCalls int
+	// MaxRemoteRefs bounds the peer's objects this side holds references
+	// to at once. A message carrying a new one beyond it is refused as a
+	// Violation. References the program dropped are released by the
+	// garbage collector and no longer count. 0 means 4096.
+	MaxRemoteRefs int
 	// Limits bounds what the decoder accepts (string length, nesting,
 	// items, message size); zero fields mean the defaults of [Limits].
 	Limits Limits
@@ -56,6 +61,7 @@ const (
 	DefaultKeepaliveTimeout = 240 * time.Second
 	DefaultWriteTimeout     = 2 * time.Minute
 	DefaultMaxInboundCalls  = 64
+	DefaultMaxRemoteRefs    = 4096
 )
 
 // Referenceable is a local object that remote peers may call. Passing one
@@ -106,6 +112,7 @@ type Conn struct {
 
 	ctlMu      sync.Mutex
 	pongs      []uint64      // PONGs owed, bounded; guarded by ctlMu
+	decrefs    []decref      // decrefs of collected RemoteRefs; guarded by ctlMu
 	ctlWake    chan struct{} // wakes the control goroutine (cap 1)
 	replies    chan reply    // answers from the reader, written by the control goroutine
 	slots      chan struct{} // inbound call semaphore
@@ -124,7 +131,7 @@ type Conn struct {
 	locals    map[Referenceable]*localRef
 	localIDs  map[int64]*localRef
 	nextCLID  int64
-	remotes   map[int64]*RemoteRef
+	remotes   map[int64]*remoteEntry
 }
 
 // localRef tracks one of our objects the peer holds references to.
@@ -138,6 +145,9 @@ type callResult struct {
 	v   any
 	err error
 }
+
+// decref is a decref call owed for a collected RemoteRef.
+type decref struct{ clid, count int64 }
 
 // reply is an answer queued by the reader for the control goroutine.
 type reply struct {
@@ -157,6 +167,9 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	}
 	if cfg.MaxInboundCalls <= 0 {
 		cfg.MaxInboundCalls = DefaultMaxInboundCalls
+	}
+	if cfg.MaxRemoteRefs <= 0 {
+		cfg.MaxRemoteRefs = DefaultMaxRemoteRefs
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -180,7 +193,7 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 		pending:    make(map[int64]chan callResult),
 		locals:     make(map[Referenceable]*localRef),
 		localIDs:   make(map[int64]*localRef),
-		remotes:    make(map[int64]*RemoteRef),
+		remotes:    make(map[int64]*remoteEntry),
 	}
 	pc.enc.refs = pc
 	pc.enc.setVocab(cfg.Vocab)
@@ -437,8 +450,8 @@ func (c *Conn) controlLoop() {
 		case <-timer.C:
 		case <-c.ctlWake:
 			c.ctlMu.Lock()
-			pongs := c.pongs
-			c.pongs = nil
+			pongs, decrefs := c.pongs, c.decrefs
+			c.pongs, c.decrefs = nil, nil
 			c.ctlMu.Unlock()
 			if len(pongs) > 0 {
 				var b []byte
@@ -446,6 +459,9 @@ func (c *Conn) controlLoop() {
 					b = appendPingPong(b, n, tokPong)
 				}
 				c.writeRaw(b)
+			}
+			for _, d := range decrefs {
+				c.sendDecref(d)
 			}
 		case r := <-c.replies:
 			c.sendReply(r)
@@ -468,6 +484,16 @@ func (c *Conn) sendReply(r reply) {
 			return e.appendAnswer(dst, "error", r.reqID, goFailure(err))
 		})
 	}
+}
+
+// sendDecref tells the peer a collected RemoteRef is gone, without
+// asking for an answer (request ID 0), bounded by WriteTimeout.
+func (c *Conn) sendDecref(d decref) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.WriteTimeout)
+	defer cancel()
+	c.send(ctx, func(e *Encoder, dst []byte) ([]byte, error) {
+		return e.appendCall(dst, 0, 0, "decref", nil, map[string]any{"clid": d.clid, "count": d.count})
+	})
 }
 
 // queueReply hands a reply to the control goroutine, waiting (back

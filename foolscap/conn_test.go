@@ -248,8 +248,8 @@ func TestConnReferencePassing(t *testing.T) {
 			t.Errorf("after %d sends, refcount %d", i+1, count)
 		}
 	}
-	if serverGot.received != 2 {
-		t.Errorf("server received the canary %d times, want 2", serverGot.received)
+	if serverGot.entry.received != 2 {
+		t.Errorf("server received the canary %d times, want 2", serverGot.entry.received)
 	}
 	if _, err := ref.Call(ctx, "drop", nil, nil); err != nil {
 		t.Fatal(err)

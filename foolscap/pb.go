@@ -5,22 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
+	"weak"
 )
 
 // RemoteRef is a reference to an object the peer exposes (Foolscap's
 // RemoteReference), received as a my-reference. Use [RemoteRef.Call] to
 // invoke its methods. The same object received again on the same
-// connection yields the same *RemoteRef until it is released.
+// connection yields the same *RemoteRef until it is released, explicitly
+// with [RemoteRef.Release] or by the garbage collector once the program no
+// longer holds it (then the peer is sent decref, as Foolscap does when a
+// RemoteReference is collected).
 type RemoteRef struct {
 	conn  *Conn // nil for a reference decoded outside a connection
 	clid  int64
 	iname string
 	url   string
+	entry *remoteEntry // nil when conn is nil
+}
 
+// remoteEntry is the connection's record of one RemoteRef. It holds the
+// reference weakly, so that the program dropping it lets it be collected.
+type remoteEntry struct {
+	clid int64
+	ref  weak.Pointer[RemoteRef]
 	// guarded by conn.mu
 	received int64 // times the peer sent it; decref sends this count
-	released bool
+	released bool  // decref sent, or to be sent by the cleanup
 }
 
 // InterfaceName returns the RemoteInterface name the peer sent ("" if none).
@@ -45,7 +57,7 @@ func (r *RemoteRef) check() error {
 		return errors.New("foolscap: RemoteRef is not attached to a connection")
 	}
 	r.conn.mu.Lock()
-	released := r.released
+	released := r.entry.released
 	r.conn.mu.Unlock()
 	if released {
 		return ErrReleased
@@ -90,13 +102,14 @@ func (r *RemoteRef) Release(ctx context.Context) error {
 	}
 	c := r.conn
 	c.mu.Lock()
-	if r.released {
+	e := r.entry
+	if e.released {
 		c.mu.Unlock()
 		return nil
 	}
-	r.released = true
-	count := r.received
-	if c.remotes[r.clid] == r {
+	e.released = true
+	count := e.received
+	if c.remotes[r.clid] == e {
 		delete(c.remotes, r.clid)
 	}
 	c.mu.Unlock()
@@ -376,7 +389,7 @@ func (c *Conn) encodeRemote(r *RemoteRef) (int64, error) {
 		return 0, &EncodeError{Value: r, Msg: "a RemoteRef can only be sent back to its own connection (gifts are not supported)"}
 	}
 	c.mu.Lock()
-	released := r.released
+	released := r.entry.released
 	c.mu.Unlock()
 	if released {
 		return 0, &EncodeError{Value: r, Msg: "RemoteRef was released"}
@@ -395,13 +408,53 @@ func (c *Conn) decodeMyRef(clid int64, iname, url string) (any, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.remotes[clid]
-	if r == nil {
-		r = &RemoteRef{conn: c, clid: clid, iname: iname, url: url}
-		c.remotes[clid] = r
+	e := c.remotes[clid]
+	if e != nil {
+		if r := e.ref.Value(); r != nil {
+			e.received++
+			return r, nil
+		}
+		// Collected, its cleanup not run yet. The cleanup sends decref
+		// for what e received; the new reference counts afresh.
+		delete(c.remotes, clid)
 	}
-	r.received++
+	if len(c.remotes) >= c.cfg.MaxRemoteRefs {
+		return nil, &Violation{Reason: ErrTooManyItems, Detail: fmt.Sprintf("more than %d remote references held on this connection", c.cfg.MaxRemoteRefs)}
+	}
+	e = &remoteEntry{clid: clid, received: 1}
+	r := &RemoteRef{conn: c, clid: clid, iname: iname, url: url, entry: e}
+	e.ref = weak.Make(r)
+	c.remotes[clid] = e
+	runtime.AddCleanup(r, c.collected, e)
 	return r, nil
+}
+
+// collected runs once the program has dropped the RemoteRef of e: unless
+// it was released already, the peer is sent decref for the times it sent
+// the reference, by the control goroutine.
+func (c *Conn) collected(e *remoteEntry) {
+	c.mu.Lock()
+	if e.released { // Release sent decref
+		c.mu.Unlock()
+		return
+	}
+	e.released = true
+	if c.remotes[e.clid] == e {
+		delete(c.remotes, e.clid)
+	}
+	count := e.received
+	closed := c.err != nil
+	c.mu.Unlock()
+	if closed || count == 0 {
+		return
+	}
+	c.ctlMu.Lock()
+	c.decrefs = append(c.decrefs, decref{clid: e.clid, count: count})
+	c.ctlMu.Unlock()
+	select {
+	case c.ctlWake <- struct{}{}:
+	default:
+	}
 }
 
 // decodeYourRef implements refDecoder.
