@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -57,6 +58,7 @@ type Decoder struct {
 	objCost  map[int64]int64 // cost of each object in objects, shared references expanded
 	pending  map[int64]bool  // sequences open but not finished (cycles)
 	hasher   keyHasher       // dict keys and set members of the current message
+	hashed   atomic.Int64    // bytes of key encodings hashed, for tests
 	// failureOnly: the sequence being opened is an error message's value,
 	// which must be a Failure copyable.
 	failureOnly bool
@@ -100,6 +102,8 @@ func (d *Decoder) Decode() (any, error) {
 		return nil, d.fatal
 	}
 	v, err := d.top()
+	d.hashed.Add(d.hasher.work)
+	d.hasher.work = 0
 	if err != nil && !isViolation(err) {
 		d.fatal = err
 	}
@@ -420,7 +424,7 @@ func (d *Decoder) atom(t token, maxLen int) (any, error) {
 	case tokString, tokLongInt, tokLongNeg:
 		if t.big || t.header > uint64(maxLen) {
 			reason := ErrStringTooLong
-			if maxLen < d.lim.MaxStringLength {
+			if maxLen <= maxCopyableNameLength {
 				reason = ErrOpenTypeTooLong
 			}
 			if t.big || int64(t.header) > d.lim.MaxMessageSize {

@@ -194,6 +194,7 @@ func hashKey(v any) (string, bool) {
 // than linear time for a large *big.Int).
 type keyHasher struct {
 	memo map[sliceID]string
+	work int64 // bytes of canonical encodings made
 }
 
 // sliceID identifies a decoded Tuple or FrozenSet: the address of its first
@@ -231,6 +232,7 @@ func (h *keyHasher) key(v any) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	h.work += int64(len(b))
 	k := digestKey(b)
 	if id.first != nil {
 		if h.memo == nil {
