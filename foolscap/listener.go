@@ -23,6 +23,14 @@ type ListenConfig struct {
 	// accept to the start of Banana. If zero, DefaultServerTimeout (120 s);
 	// negative means none.
 	ServerTimeout time.Duration
+	// MaxNegotiations bounds the inbound connections negotiating at once;
+	// MaxNegotiationsPerHost bounds those from one remote IP address. A
+	// connection accepted beyond either is closed at once, unread, and
+	// counted in [ListenerStats].Refused. Established connections do not
+	// count. If zero, DefaultMaxNegotiations (256) and
+	// DefaultMaxNegotiationsPerHost (16); negative means no limit.
+	MaxNegotiations        int
+	MaxNegotiationsPerHost int
 	// TLSConfig, if set, may adjust the TLS server configuration before
 	// each handshake (for instance MaxVersion).
 	TLSConfig func(*tls.Config)
@@ -54,12 +62,35 @@ type Listener struct {
 
 	mu     sync.Mutex
 	tubs   map[string]*Tub
+	stats  ListenerStats
+	hosts  map[string]int        // negotiations in progress per remote IP
 	raw    map[net.Conn]struct{} // connections still negotiating
 	pbs    map[*Conn]struct{}    // connections handed to the PB layer
 	closed bool
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// Defaults for [ListenConfig]'s negotiation limits.
+const (
+	DefaultMaxNegotiations        = 256
+	DefaultMaxNegotiationsPerHost = 16
+)
+
+// ListenerStats counts a Listener's inbound negotiations.
+type ListenerStats struct {
+	Negotiating     int    // negotiating now
+	PeakNegotiating int    // the most negotiating at once
+	PeakPerHost     int    // the most negotiating at once from one IP address
+	Refused         uint64 // connections closed unread because a limit was reached
+}
+
+// Stats returns the Listener's negotiation counters.
+func (l *Listener) Stats() ListenerStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stats
 }
 
 // Listen listens on network and addr (e.g. "tcp", "127.0.0.1:0") and
@@ -84,6 +115,7 @@ func NewListener(ln net.Listener, cfg ListenConfig) *Listener {
 		cancel:  cancel,
 		newConn: NewConn,
 		tubs:    map[string]*Tub{},
+		hosts:   map[string]int{},
 		raw:     map[net.Conn]struct{}{},
 		pbs:     map[*Conn]struct{}{},
 	}
@@ -159,12 +191,17 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		delay = 0
-		if !l.track(c) {
+		host := remoteHost(c)
+		ok, refused := l.track(c, host)
+		if !ok {
 			c.Close()
+			if refused {
+				continue
+			}
 			return
 		}
 		l.wg.Add(1)
-		go l.serve(c)
+		go l.serve(c, host)
 	}
 }
 
@@ -174,14 +211,57 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-func (l *Listener) track(c net.Conn) bool {
+// remoteHost is the IP address a connection comes from.
+func remoteHost(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+func limit(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return int(^uint(0) >> 1)
+	}
+	return n
+}
+
+// track records a new connection as negotiating. It reports false if the
+// Listener is closed, or, with refused, if a negotiation limit is reached.
+func (l *Listener) track(c net.Conn, host string) (ok, refused bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return false
+		return false, false
 	}
+	if l.stats.Negotiating >= limit(l.cfg.MaxNegotiations, DefaultMaxNegotiations) ||
+		l.hosts[host] >= limit(l.cfg.MaxNegotiationsPerHost, DefaultMaxNegotiationsPerHost) {
+		l.stats.Refused++
+		return false, true
+	}
+	l.stats.Negotiating++
+	l.stats.PeakNegotiating = max(l.stats.PeakNegotiating, l.stats.Negotiating)
+	l.hosts[host]++
+	l.stats.PeakPerHost = max(l.stats.PeakPerHost, l.hosts[host])
 	l.raw[c] = struct{}{}
-	return true
+	return true, false
+}
+
+// negotiated records that the negotiation of a connection from host ended.
+func (l *Listener) negotiated(host string) {
+	l.mu.Lock()
+	l.stats.Negotiating--
+	if l.hosts[host]--; l.hosts[host] <= 0 {
+		delete(l.hosts, host)
+	}
+	l.mu.Unlock()
 }
 
 func (l *Listener) untrack(c net.Conn) {
@@ -197,7 +277,7 @@ func (l *Listener) logf(msg string, args ...any) {
 }
 
 // serve negotiates one inbound connection and hands it to the PB layer.
-func (l *Listener) serve(raw net.Conn) {
+func (l *Listener) serve(raw net.Conn, host string) {
 	defer l.wg.Done()
 	defer l.untrack(raw)
 	ctx := l.ctx
@@ -211,6 +291,7 @@ func (l *Listener) serve(raw net.Conn) {
 	}
 	s := &serverNegotiation{l: l, raw: raw, phase: PhaseUpgrade}
 	nc, cc, tub, slot, err := s.run(ctx)
+	l.negotiated(host)
 	if err != nil {
 		raw.Close()
 		ne, ok := err.(*NegotiationError)

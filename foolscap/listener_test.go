@@ -230,3 +230,106 @@ func TestListenError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestListenerHalfOpenFlood opens thousands of connections from 127.0.0.2
+// that never send a byte, then a real client from 127.0.0.1 connects,
+// gets a reference and calls it. The flood holds at most the per-host
+// limit of negotiations; the rest are closed unread; the client succeeds.
+func TestListenerHalfOpenFlood(t *testing.T) {
+	const flood = 3000
+	_, serverID := idPair(t, false)
+	tub := NewTub(serverID)
+	tub.SetLocation("tcp:127.0.0.1:1")
+	obj := &testObj{iname: "RIEcho", methods: map[string]func(context.Context, []any, map[string]any) (any, error){
+		"echo": func(_ context.Context, args []any, _ map[string]any) (any, error) { return args[0], nil },
+	}}
+	if _, err := tub.Register(obj, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Listen(testContext(t), "tcp", "127.0.0.1:0", ListenConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.AddTub(tub)
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range flood {
+		c, err := d.DialContext(testContext(t), "tcp", l.Addr().String())
+		if err != nil {
+			t.Fatalf("flood connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+
+	clientID, _ := idPair(t, false)
+	ctx := testContext(t)
+	c, _, err := Dial(ctx, DialConfig{Identity: clientID, TubID: tub.TubID(),
+		Targets: []Target{tcpTarget(l.Addr().String())}, ConnConfig: ConnConfig{KeepaliveTimeout: -1}})
+	if err != nil {
+		t.Fatalf("the real client could not connect during the flood: %v", err)
+	}
+	defer c.Close()
+	if host, _, _ := net.SplitHostPort(c.LocalAddr().String()); host != "127.0.0.1" {
+		t.Fatalf("the client connected from %s, want 127.0.0.1", host)
+	}
+	ref, err := c.GetReference(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := ref.Call(ctx, "echo", []any{[]byte("through the flood")}, nil)
+	if err != nil || string(v.([]byte)) != "through the flood" {
+		t.Fatalf("call = %v, %v", v, err)
+	}
+
+	// The listener accepts in order, so every flood connection was
+	// accepted (and counted or refused) before the client's.
+	st := l.Stats()
+	t.Logf("after %d half-open connections: %+v", flood, st)
+	if st.PeakPerHost > DefaultMaxNegotiationsPerHost || st.PeakNegotiating > DefaultMaxNegotiationsPerHost+1 {
+		t.Errorf("peak negotiations %d (per host %d), limits %d per host", st.PeakNegotiating, st.PeakPerHost, DefaultMaxNegotiationsPerHost)
+	}
+	if want := uint64(flood - DefaultMaxNegotiationsPerHost); st.Refused != want {
+		t.Errorf("refused %d connections, want %d", st.Refused, want)
+	}
+	if st.Negotiating != DefaultMaxNegotiationsPerHost {
+		t.Errorf("%d negotiating now, want the %d flood connections still waiting", st.Negotiating, DefaultMaxNegotiationsPerHost)
+	}
+}
+
+// TestListenerNegotiationLimitTotal: the total limit holds across hosts.
+func TestListenerNegotiationLimitTotal(t *testing.T) {
+	l, err := Listen(testContext(t), "tcp", "127.0.0.1:0", ListenConfig{MaxNegotiations: 5, MaxNegotiationsPerHost: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range 20 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%4))}}
+		c, err := d.DialContext(testContext(t), "tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// The last connection is refused once it is accepted: wait for its EOF.
+	last := conns[len(conns)-1]
+	if _, err := last.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the connection over the limit was served")
+	}
+	if st := l.Stats(); st.PeakNegotiating != 5 || st.Refused != 15 {
+		t.Errorf("stats %+v, want peak 5 and 15 refused", st)
+	}
+}
