@@ -424,7 +424,7 @@ func (d *Decoder) atom(t token, maxLen int) (any, error) {
 	case tokString, tokLongInt, tokLongNeg:
 		if t.big || t.header > uint64(maxLen) {
 			reason := ErrStringTooLong
-			if maxLen <= maxCopyableNameLength {
+			if maxLen < d.lim.MaxStringLength && maxLen <= maxCopyableNameLength {
 				reason = ErrOpenTypeTooLong
 			}
 			if t.big || int64(t.header) > d.lim.MaxMessageSize {
