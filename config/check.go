@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 )
@@ -18,7 +17,7 @@ import (
 // It is for reporting ("tubfarm check"); a node must use LoadServers, which
 // rejects the whole file when any entry is bad.
 func CheckServers(path string, cfg *TahoeConfig) (s *Servers, entryErrs []error, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Servers{Path: path}, nil, nil
 	}

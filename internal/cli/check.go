@@ -16,6 +16,7 @@ import (
 
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/internal/nodefile"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
 )
 
@@ -234,7 +235,7 @@ func (k *checker) run() {
 // checkStorageNull reports "storage:" with a null value, which tubfarm
 // reads as no servers and on which Tahoe fails to start.
 func (k *checker) checkStorageNull(path string) {
-	data, err := os.ReadFile(path)
+	data, err := nodefile.Read(path, config.MaxFileSize)
 	if err != nil {
 		return
 	}

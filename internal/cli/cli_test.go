@@ -19,6 +19,8 @@ import (
 
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/internal/nettest"
+	"github.com/tubfarm/tubfarm/status"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -656,5 +658,27 @@ func TestReadOnlyCommands(t *testing.T) {
 		if !after[p].Equal(m) {
 			t.Errorf("%s was modified", p)
 		}
+	}
+}
+
+// TestStatusOnceNotConnected runs status --once where no server can be
+// reached (the Tor SOCKS port refuses): the JSON report on stdout, exit 1,
+// and nothing written in the node directory (not even node.pem).
+func TestStatusOnceNotConnected(t *testing.T) {
+	dir := goldenNode(t)
+	cfg := strings.Replace(readFile(t, config.TahoeCfgPath(dir)), "socks.port = tcp:127.0.0.1:9050", "socks.port = tcp:"+nettest.RefusedAddr(t), 1)
+	if err := os.WriteFile(config.TahoeCfgPath(dir), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, "status", "--once", "--timeout", "1s", "-d", "NODEDIR")
+	if r.code != ExitFailure || !strings.HasSuffix(r.stderr, "tubfarm status: 0 of 8 servers connected after 1s\n") {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	var rep status.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Total != 8 || rep.Connected != 0 {
+		t.Errorf("report: %v, %d of %d connected", err, rep.Connected, rep.Total)
+	}
+	if _, err := os.Stat(config.NodePEMPath(dir)); !os.IsNotExist(err) {
+		t.Errorf("status created node.pem: %v", err)
 	}
 }

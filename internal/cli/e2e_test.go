@@ -56,7 +56,7 @@ func TestPinWorkflowEndToEnd(t *testing.T) {
 	}
 	reloaded := make(chan error, 16)
 	b, err := tubfarm.New(node, tubfarm.Options{Backoff: quickBackoff, WatchInterval: 50 * time.Millisecond,
-		OnReload: func(err error) { reloaded <- err }})
+		OnReload: func(err error) { reloaded <- err }, Introducers: tubfarm.IntroducerOptions{Disabled: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

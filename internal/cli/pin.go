@@ -16,6 +16,7 @@ import (
 
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/internal/nodefile"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
 )
 
@@ -157,7 +158,7 @@ func readServersDoc(c *cmdContext) (*config.Node, []byte, fs.FileMode, *serversD
 		return nil, nil, 0, nil, fmt.Errorf("the node directory does not load, so pin will not edit it: %w", err)
 	}
 	path := config.ServersPath(c.dir)
-	data, err := os.ReadFile(path)
+	data, err := nodefile.Read(path, config.MaxFileSize)
 	perm := fs.FileMode(0o600)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

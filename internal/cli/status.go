@@ -19,18 +19,20 @@ import (
 )
 
 type statusOpts struct {
-	once     bool
-	timeout  time.Duration
-	http     string
-	logLevel string
+	once        bool
+	timeout     time.Duration
+	http        string
+	logLevel    string
+	introducers bool
 }
 
 var statusCmd = &command{
 	name: "status",
-	args: "[--once] [--timeout D] [--http ADDR] [--json]",
+	args: "[--once] [--timeout D] [--http ADDR] [--introducers] [--json]",
 	summary: "Run the broker on the node directory: a live status table until interrupted, or with --once\n" +
 		"the JSON status report once every server is connected or --timeout passes.\n" +
-		"Writes nothing in the node directory (node.pem is not created). Exit status with --once: 0 only if every server connected.",
+		"Without --introducers it writes nothing in the node directory (node.pem is not created).\n" +
+		"Exit status with --once: 0 only if every server connected.",
 	example: "  tubfarm status -d ~/.tahoe --http 127.0.0.1:8080\n  tubfarm status --once --timeout 20s | jq .summary",
 	nodeDir: true,
 	setFlags: func(fs *flag.FlagSet, c *cmdContext) {
@@ -41,6 +43,7 @@ var statusCmd = &command{
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "how long to wait for every server to connect")
 		fs.StringVar(&o.http, "http", "", "serve the status page, its JSON and /metrics on `ADDR` (e.g. 127.0.0.1:8080)")
 		fs.StringVar(&o.logLevel, "log", "error", "broker log `level` on stderr: debug, info, warn or error")
+		fs.BoolVar(&o.introducers, "introducers", false, "also subscribe to the node's introducers, and rewrite their caches with what they announce, as Tahoe does (by default only the cached announcements are used, and nothing is written)")
 	},
 	run: runStatus,
 }
@@ -66,6 +69,8 @@ func runStatus(ctx context.Context, c *cmdContext) int {
 	b, err := tubfarm.New(node, tubfarm.Options{
 		Logger:     slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
 		Registerer: reg,
+		// Subscribing to introducers rewrites their caches: only on request.
+		Introducers: tubfarm.IntroducerOptions{Disabled: !o.introducers},
 	})
 	if err != nil {
 		return c.fail("%s", termsafe.Error(err))
