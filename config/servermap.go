@@ -98,6 +98,11 @@ type Entry struct {
 	Announcement Announcement
 	// FURL is its parsed anonymous-storage-FURL.
 	FURL hints.FURL
+	// NURLs are its parsed anonymous-storage-NURLs (HTTPS storage), in
+	// announcement order; NURLErrors the ones that did not parse, which
+	// are left out without affecting the rest of the entry.
+	NURLs      []hints.NURL
+	NURLErrors []error
 	// PermutationSeed is the seed for server selection ([PermutationSeed]).
 	PermutationSeed []byte
 	// Connections is the servers.yaml "connections" override, nil if none.
@@ -113,7 +118,7 @@ type Entry struct {
 // nonce or provenance do not count, so a server re-announced through
 // another introducer does not need a new connection.
 func (e Entry) SameEffect(o Entry) bool {
-	return e.FURL.Equal(o.FURL) && policyEqual(e.Policy, o.Policy)
+	return e.FURL.Equal(o.FURL) && slices.Equal(e.NURLs, o.NURLs) && policyEqual(e.Policy, o.Policy)
 }
 
 func policyEqual(a, b hints.Policy) bool {
@@ -212,6 +217,8 @@ func (e *Entry) clone() Entry {
 	c.Connections = maps.Clone(e.Connections)
 	c.Source.Introducers = slices.Clone(e.Source.Introducers)
 	c.FURL.Hints = slices.Clone(e.FURL.Hints)
+	c.NURLs = slices.Clone(e.NURLs)
+	c.NURLErrors = slices.Clone(e.NURLErrors)
 	return c
 }
 
@@ -253,6 +260,7 @@ func Merge(cfg *TahoeConfig, announced []Announced, static *Servers, prev *Serve
 				FURL: s.FURL, PermutationSeed: s.PermutationSeed, Connections: s.Connections, Policy: s.Policy,
 				Source: Source{Static: true, Path: s.Path, Line: s.Line, Introducers: intros},
 			}
+			m.entries[s.ID].NURLs, m.entries[s.ID].NURLErrors = s.Announcement.NURLs()
 		}
 	}
 
@@ -312,6 +320,7 @@ func Merge(cfg *TahoeConfig, announced []Announced, static *Servers, prev *Serve
 			FURL: c.furl, PermutationSeed: c.seed, Policy: cfg.Policy,
 			Source: Source{Introducers: intros, Chosen: c.a.Introducer, Verified: c.a.Verified},
 		}
+		m.entries[key].NURLs, m.entries[key].NURLErrors = c.a.Announcement.NURLs()
 	}
 	m.ids = slices.Sorted(maps.Keys(m.entries))
 	return m, dropped

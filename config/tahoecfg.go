@@ -51,6 +51,10 @@ type TahoeConfig struct {
 	Tor TorConfig
 	I2P I2PConfig
 
+	// ForceFoolscap is [client] force_foolscap (default false): use
+	// Foolscap even with servers that announce HTTPS storage NURLs.
+	ForceFoolscap bool
+
 	// IntroducerFURL is the deprecated [client] introducer.furl ("" if
 	// unset); it defines the introducer with petname "default".
 	// IntroducerLine is its line in Path.
@@ -213,6 +217,9 @@ func (p *cfgParser) parse() (*TahoeConfig, error) {
 		return nil, err
 	}
 	if c.RevealIP, err = p.boolean("node", "reveal-ip-address", true); err != nil {
+		return nil, err
+	}
+	if c.ForceFoolscap, err = p.boolean("client", "force_foolscap", false); err != nil {
 		return nil, err
 	}
 	if c.KeepAlive, err = p.seconds("node", "timeout.keepalive"); err != nil {
