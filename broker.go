@@ -19,7 +19,9 @@ import (
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/httpstorage"
 	"github.com/tubfarm/tubfarm/messages"
+	"github.com/tubfarm/tubfarm/storage"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
@@ -87,6 +89,16 @@ type Options struct {
 	// check.
 	TLSConfig func(*tls.Config)
 
+	// FoolscapFallback lets a server whose NURLs all fail in an attempt
+	// be tried over its FURL in the same attempt. Off by default, as in
+	// Tahoe; when it happens the server's hint statuses say so and its
+	// status shows protocol "foolscap" (docs/storage.md).
+	FoolscapFallback bool
+
+	// HTTPSPoll is how often an HTTPS storage session checks that its
+	// server still answers (DefaultHTTPSPoll if zero).
+	HTTPSPoll time.Duration
+
 	// ActorOptions are passed on to actors.New (for instance
 	// actors.WithClock in tests), for servers and introducers alike.
 	ActorOptions []actors.Option
@@ -145,6 +157,7 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 	}
 	cn := newConnector(tr, cc)
 	cn.tlsTweak = opts.TLSConfig
+	cn.https = httpsOptions{fallback: opts.FoolscapFallback, poll: opts.HTTPSPoll}
 	aopts := append([]actors.Option{actors.WithLogger(log)}, opts.ActorOptions...)
 	if opts.Registerer != nil {
 		aopts = append(aopts, actors.WithRegisterer(opts.Registerer))
@@ -238,19 +251,28 @@ func warnRevealing(log *slog.Logger, node *config.Node, ids []string) {
 func specs(node *config.Node) []messages.ServerSpec {
 	var out []messages.ServerSpec
 	for e := range node.Map.All() {
-		out = append(out, spec(e))
+		out = append(out, spec(e, node.Config.ForceFoolscap))
 	}
 	return out
 }
 
-func spec(e config.Entry) messages.ServerSpec {
+func spec(e config.Entry, forceFoolscap bool) messages.ServerSpec {
+	proto := chooseProtocol(e.NURLs, forceFoolscap)
+	key := e.FURL.String() + " " + policyKey(e.Policy) + " " + proto
+	if proto == httpstorage.ProtoHTTPS {
+		for _, n := range e.NURLs {
+			key += " " + n.String()
+		}
+	}
 	return messages.ServerSpec{
 		ID:           e.ID,
 		Nickname:     e.Nickname,
 		FURL:         e.FURL.String(),
+		NURLs:        slices.Clone(e.NURLs),
+		Protocol:     proto,
 		Announcement: e.Announcement.Fields(),
 		Source:       sourceString(e.Source),
-		Key:          e.FURL.String() + " " + policyKey(e.Policy),
+		Key:          key,
 		RevealsIP:    e.Policy.RevealsIP(),
 		Policy:       e.Policy,
 	}
@@ -485,6 +507,13 @@ func (s *Server) Call(ctx context.Context, method string, args ...any) (any, err
 func (s *Server) CallKw(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
 	return s.b.ab.Call(ctx, s.id, method, args, kwargs)
 }
+
+// Storage returns the typed storage API of the server, whichever protocol
+// reaches it (see Status().Protocol). Each call goes over the live session
+// of the moment; a call while the server is not connected fails with
+// actors.NotConnectedError. Bucket writers and readers belong to the
+// session that made them and fail once it ends.
+func (s *Server) Storage() storage.Server { return &serverStorage{s: s} }
 
 // TryNow cuts this server's reconnection wait short.
 func (s *Server) TryNow() error { return s.b.ab.TryNow(s.id) }

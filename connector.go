@@ -11,7 +11,9 @@ import (
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/httpstorage"
 	"github.com/tubfarm/tubfarm/messages"
+	"github.com/tubfarm/tubfarm/storage"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
@@ -24,6 +26,7 @@ type connector struct {
 	tr       *hints.Transports
 	conn     foolscap.ConnConfig // template for every connection's PB layer
 	tlsTweak func(*tls.Config)   // tests only
+	https    httpsOptions
 
 	mu    sync.Mutex
 	peers map[string]*peerState // by server ID
@@ -84,7 +87,11 @@ const MaxDialHints = 16
 // errNoUsableHints is returned when policy leaves no hint to dial.
 var errNoUsableHints = errors.New("tubfarm: no usable connection hints")
 
+// Connect uses the protocol the spec asks for (see chooseProtocol).
 func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
+	if srv.Protocol == httpstorage.ProtoHTTPS {
+		return c.connectHTTPS(ctx, srv, id, report)
+	}
 	s, err := c.dial(ctx, srv, id, report)
 	if err != nil {
 		return nil, err
@@ -152,6 +159,7 @@ func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *tubtl
 		conn: conn,
 		ref:  ref,
 		info: actors.SessionInfo{
+			Protocol:   storage.ProtoFoolscap,
 			Hint:       info.WinningHint,
 			Handler:    info.Handler,
 			TLSVersion: info.TLSVersion,
@@ -197,3 +205,6 @@ func (s *session) Close() error             { return s.conn.Close() }
 func (s *session) LastReceived() time.Time  { return s.conn.LastReceived() }
 func (s *session) Info() actors.SessionInfo { return s.info }
 func (s *session) Ref() *foolscap.RemoteRef { return s.ref }
+
+// Storage returns the typed storage API over the session's reference.
+func (s *session) Storage() storage.Server { return storage.NewFoolscap(s.ref) }

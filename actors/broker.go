@@ -319,6 +319,20 @@ func (b *Broker) Call(ctx context.Context, id, method string, args []any, kwargs
 	return live.s.Call(ctx, method, args, kwargs)
 }
 
+// Session returns server id's live session, for callers that need more
+// than Call (the typed storage API).
+func (b *Broker) Session(id string) (Session, error) {
+	s := b.slot(id)
+	if s == nil {
+		return nil, &UnknownServerError{ID: id}
+	}
+	live := s.session.Load()
+	if live == nil {
+		return nil, &NotConnectedError{ID: id, State: s.status.Load().State}
+	}
+	return live.s, nil
+}
+
 // WhenConnected returns nil as soon as at least n servers are connected,
 // ctx.Err() if ctx ends first, or ErrClosed if the broker closes.
 func (b *Broker) WhenConnected(ctx context.Context, n int) error {

@@ -69,6 +69,10 @@ type Session interface {
 
 // SessionInfo describes how a [Session] was established.
 type SessionInfo struct {
+	// Protocol is the storage protocol of the session: "foolscap" (also
+	// when empty) or "https".
+	Protocol string
+
 	// Hint is the connection hint that won (e.g. "tcp:example.org:3456").
 	Hint string
 

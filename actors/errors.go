@@ -202,6 +202,15 @@ func handlerLabel(h string) string {
 	return handlerOther
 }
 
+// protocolLabel maps a session's protocol to the closed set of the
+// protocol label.
+func protocolLabel(p string) string {
+	if p == "https" {
+		return p
+	}
+	return "foolscap"
+}
+
 // failureHandler returns the handler a failure is attributed to.
 func failureHandler(err error) string {
 	var ce *ConnectError

@@ -30,6 +30,7 @@ type metrics struct {
 	identitySeconds    prometheus.Histogram
 	handshakeSeconds   *prometheus.HistogramVec // phase, handler
 	attempts           *prometheus.CounterVec   // handler
+	sessions           *prometheus.CounterVec   // protocol
 	failures           *prometheus.CounterVec   // handler, reason
 	disconnects        *prometheus.CounterVec   // handler, reason
 	states             *prometheus.GaugeVec     // state
@@ -73,6 +74,12 @@ func newMetrics(k Kind) *metrics {
 			Help:      "Duration of each phase of successful connection attempts, by phase and handler.",
 			Buckets:   prometheus.ExponentialBuckets(1e-4, 2, 18),
 		}, []string{"phase", "handler"}),
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns,
+			Subsystem: sub,
+			Name:      "sessions_total",
+			Help:      "Sessions established, by storage protocol (https or foolscap).",
+		}, []string{"protocol"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns,
 			Subsystem: sub,
@@ -140,7 +147,7 @@ func newMetrics(k Kind) *metrics {
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		m.identitySeconds, m.handshakeSeconds, m.attempts, m.failures, m.disconnects,
+		m.identitySeconds, m.handshakeSeconds, m.attempts, m.sessions, m.failures, m.disconnects,
 		m.states, m.revealingIP, m.restartsVec, m.backoffSeconds, m.illegalTransitions, m.droppedEvents,
 	}
 }

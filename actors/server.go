@@ -349,6 +349,7 @@ func (a *serverActor) attemptDone(ctx actor.Context, r *attemptResult) {
 
 	hl := handlerLabel(s.info.Handler)
 	sh.m.attempts.WithLabelValues(hl).Inc()
+	sh.m.sessions.WithLabelValues(protocolLabel(s.info.Protocol)).Inc()
 	t := s.info.Timings
 	for _, p := range []struct {
 		phase string

@@ -78,6 +78,7 @@ func (s *slot) publish() {
 		Since:         s.since,
 		Connected:     s.state == Connected,
 		Hints:         slices.Clone(s.hints),
+		Protocol:      protocolOf(s.info.Protocol, s.spec.Protocol),
 		WinningHint:   s.info.Hint,
 		Handler:       s.info.Handler,
 		TLSVersion:    s.info.TLSVersion,
@@ -145,4 +146,16 @@ func stringOf(v any) string {
 		return string(s)
 	}
 	return ""
+}
+
+// protocolOf is the protocol a status shows: the session's, else the
+// spec's, else Foolscap.
+func protocolOf(session, spec string) string {
+	switch {
+	case session != "":
+		return session
+	case spec != "":
+		return spec
+	}
+	return "foolscap"
 }

@@ -37,6 +37,11 @@ type Status struct {
 	// non_connected_statuses, plus the winner).
 	Hints []HintStatus
 
+	// Protocol is the storage protocol, "https" or "foolscap": the live
+	// (or last) session's, or before any session the one the spec asks
+	// for.
+	Protocol string
+
 	// WinningHint and Handler name the hint and handler of the live (or
 	// last) session; TLSVersion and PeerTubID describe its handshake.
 	WinningHint, Handler string

@@ -2,6 +2,7 @@ package messages
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/tubfarm/tubfarm/hints"
 )
@@ -24,6 +25,16 @@ type ServerSpec struct {
 
 	// FURL is the Foolscap URL to connect to (pb://TUBID@HINTS/SWISSNUM).
 	FURL string
+
+	// NURLs are the server's HTTPS storage NURLs, parsed where the
+	// announcement entered the configuration.
+	NURLs []hints.NURL
+
+	// Protocol is the storage protocol to use: "https" (the server has
+	// NURLs and [client] force_foolscap is not set) or "foolscap". The
+	// broker passes it to the Connector and shows it in status until a
+	// session says which protocol it actually uses.
+	Protocol string
 
 	// Announcement is the announcement the server published (or that the
 	// configuration supplied in its place). The broker only reads
@@ -55,5 +66,6 @@ type ServerSpec struct {
 // values inside the map are not copied.
 func (s ServerSpec) Clone() ServerSpec {
 	s.Announcement = maps.Clone(s.Announcement)
+	s.NURLs = slices.Clone(s.NURLs)
 	return s
 }

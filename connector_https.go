@@ -1,0 +1,304 @@
+package tubfarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tubfarm/tubfarm/actors"
+	"github.com/tubfarm/tubfarm/foolscap"
+	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/httpstorage"
+	"github.com/tubfarm/tubfarm/messages"
+	"github.com/tubfarm/tubfarm/storage"
+	tubtls "github.com/tubfarm/tubfarm/tls"
+)
+
+// Defaults of an HTTPS storage session's liveness check. HTTPS storage has
+// no long-lived connection to watch, so a session asks get_version every
+// DefaultHTTPSPoll and ends when an answer takes longer than
+// DefaultHTTPSPollTimeout or fails (Tahoe asks every second, with a 5 s
+// limit).
+const (
+	DefaultHTTPSPoll        = 10 * time.Second
+	DefaultHTTPSPollTimeout = 5 * time.Second
+)
+
+// httpsOptions configure the connector's HTTPS storage sessions.
+type httpsOptions struct {
+	fallback    bool // try the FURL in the same attempt when every NURL fails
+	poll        time.Duration
+	pollTimeout time.Duration
+}
+
+// chooseProtocol is the one place the storage protocol of a server is
+// decided, as Tahoe 1.20 decides it: HTTPS when the server announces NURLs
+// and [client] force_foolscap is not set, Foolscap otherwise.
+func chooseProtocol(nurls []hints.NURL, forceFoolscap bool) string {
+	if len(nurls) > 0 && !forceFoolscap {
+		return httpstorage.ProtoHTTPS
+	}
+	return storage.ProtoFoolscap
+}
+
+// errFallback is reported when every NURL failed and the FURL is tried.
+const fallbackStatus = "every NURL failed: trying the FURL (Foolscap fallback)"
+
+// connectHTTPS races every usable NURL of srv with a get_version; the
+// first answer wins and the others are cancelled. Each NURL is dialed
+// through the handler the server's policy gives its host (a pb+tor NURL
+// as a tor: hint), with this identity's transports: its own SOCKS
+// credentials, as for Foolscap. The identity's certificate is not used:
+// HTTPS storage sends none.
+func (c *connector) connectHTTPS(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
+	dialers := c.tr.ForIdentity(id.TubID)
+	type cand struct {
+		nurl    hints.NURL
+		key     string
+		handler hints.Handler
+		dial    hints.DialFunc
+	}
+	var cands []cand
+	for _, n := range srv.NURLs {
+		key := n.Redacted()
+		d := srv.Policy.Decide(n.Hint.Raw)
+		if !d.Usable {
+			report(key, d.Status)
+			continue
+		}
+		dial := dialers[d.Handler]
+		if dial == nil {
+			report(key, "bad hint: no handler registered")
+			continue
+		}
+		if len(cands) == MaxDialHints {
+			report(key, fmt.Sprintf("not tried: only the first %d usable NURLs are dialed", MaxDialHints))
+			continue
+		}
+		cands = append(cands, cand{nurl: n, key: key, handler: d.Handler, dial: dial})
+	}
+	var failure error
+	if len(cands) == 0 {
+		failure = &actors.ConnectError{Reason: actors.ReasonNoHints, Permanent: true, Err: errNoUsableHints}
+	} else {
+		type result struct {
+			i   int
+			cl  *httpstorage.Client
+			v   storage.Version
+			d   time.Duration
+			err error
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		results := make(chan result, len(cands))
+		for i, cd := range cands {
+			report(cd.key, "connecting")
+			go func() {
+				cl := httpstorage.New(cd.nurl, httpstorage.Config{Dial: cd.dial, TLSConfig: c.tlsTweak})
+				start := time.Now()
+				v, err := cl.GetVersion(rctx)
+				results <- result{i, cl, v, time.Since(start), err}
+			}()
+		}
+		var win *result
+		var errs []error
+		for range cands {
+			r := <-results
+			cd := cands[r.i]
+			if r.err != nil || win != nil {
+				r.cl.Close()
+				if r.err != nil && win == nil {
+					report(cd.key, statusText(r.err))
+					errs = append(errs, &actors.ConnectError{Handler: string(cd.handler), Err: r.err})
+				}
+				continue
+			}
+			win = &r
+			report(cd.key, "successful")
+			cancel()
+		}
+		cancel()
+		if win != nil {
+			cd := cands[win.i]
+			return newHTTPSSession(win.cl, win.v, actors.SessionInfo{
+				Protocol:   httpstorage.ProtoHTTPS,
+				Hint:       cd.key,
+				Handler:    string(cd.handler),
+				TLSVersion: win.cl.TLSState().Version,
+				PeerTubID:  "spki:" + cd.nurl.SPKIHash,
+				Timings:    actors.PhaseTimings{TLS: win.d},
+			}, c.https), nil
+		}
+		failure = pickError(errs)
+	}
+	if c.https.fallback && ctx.Err() == nil {
+		report("fallback", fallbackStatus)
+		fs, err := c.dial(ctx, srv, id, report)
+		if err != nil {
+			return nil, err
+		}
+		return fs, nil
+	}
+	return nil, failure
+}
+
+// pickError returns the most telling of the NURLs' errors: a certificate
+// mismatch first (it is counted like a wrong TubID), else the first.
+func pickError(errs []error) error {
+	for _, err := range errs {
+		var mm *tubtls.MismatchError
+		if errors.As(err, &mm) {
+			return err
+		}
+	}
+	return errs[0]
+}
+
+// statusText is a failure as a hint status: short, without the swissnum
+// (which no error of httpstorage contains).
+func statusText(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, "connection failed: "); i >= 0 {
+		s = s[i+len("connection failed: "):]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// httpsSession is a live HTTPS storage session: the server's client and a
+// goroutine that checks, every poll interval, that the server still
+// answers. It ends when a check fails or it is closed.
+type httpsSession struct {
+	cl      *httpstorage.Client
+	info    actors.SessionInfo
+	version storage.Version
+
+	last      atomic.Int64 // unix nanoseconds of the last answer
+	done      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	mu        sync.Mutex
+	err       error
+}
+
+func newHTTPSSession(cl *httpstorage.Client, v storage.Version, info actors.SessionInfo, o httpsOptions) *httpsSession {
+	s := &httpsSession{cl: cl, info: info, version: v, done: make(chan struct{}), stop: make(chan struct{})}
+	s.last.Store(time.Now().UnixNano())
+	poll, timeout := o.poll, o.pollTimeout
+	if poll <= 0 {
+		poll = DefaultHTTPSPoll
+	}
+	if timeout <= 0 {
+		timeout = DefaultHTTPSPollTimeout
+	}
+	s.wg.Add(1)
+	go s.watch(poll, timeout)
+	return s
+}
+
+func (s *httpsSession) watch(poll, timeout time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_, err := s.cl.GetVersion(ctx)
+		cancel()
+		if err != nil {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			s.end(err)
+			return
+		}
+		s.last.Store(time.Now().UnixNano())
+	}
+}
+
+func (s *httpsSession) end(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		close(s.done)
+	}
+	s.mu.Unlock()
+}
+
+// Call answers "get_version" with the version in Foolscap's shape (the
+// broker records it for status); any other raw call needs Foolscap.
+func (s *httpsSession) Call(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error) {
+	if method == "get_version" && len(args) == 0 && len(kwargs) == 0 {
+		v, err := s.cl.GetVersion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.last.Store(time.Now().UnixNano())
+		return versionDict(v), nil
+	}
+	return nil, fmt.Errorf("tubfarm: %w: %s", ErrNotFoolscap, method)
+}
+
+// ErrNotFoolscap is returned by Server.Call on a server reached over HTTPS
+// storage, which has no remote objects to call; use Server.Storage.
+var ErrNotFoolscap = errors.New("raw Foolscap call on a server that uses HTTPS storage")
+
+func versionDict(v storage.Version) foolscap.Dict {
+	return foolscap.BytesDict(map[string]any{
+		"application-version": []byte(v.ApplicationVersion),
+		storage.VersionKey: foolscap.BytesDict(map[string]any{
+			"maximum-immutable-share-size":                  v.MaxImmutableShareSize,
+			"maximum-mutable-share-size":                    v.MaxMutableShareSize,
+			"available-space":                               v.AvailableSpace,
+			"tolerates-immutable-read-overrun":              v.ToleratesImmutableReadOverrun,
+			"delete-mutable-shares-with-zero-length-writev": v.DeleteMutableSharesWithZeroLengthWritev,
+			"fills-holes-with-zero-bytes":                   v.FillsHolesWithZeroBytes,
+			"prevents-read-past-end-of-share-data":          v.PreventsReadPastEndOfShareData,
+		}),
+	})
+}
+
+func (s *httpsSession) Done() <-chan struct{} { return s.done }
+
+func (s *httpsSession) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *httpsSession) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		s.end(errHTTPSClosed)
+		s.cl.Close()
+	})
+	return nil
+}
+
+var errHTTPSClosed = errors.New("tubfarm: HTTPS storage session closed")
+
+func (s *httpsSession) LastReceived() time.Time  { return time.Unix(0, s.last.Load()) }
+func (s *httpsSession) Info() actors.SessionInfo { return s.info }
+
+// Storage returns the typed storage API.
+func (s *httpsSession) Storage() storage.Server { return s.cl }
