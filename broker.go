@@ -192,6 +192,7 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 		log.Warn("tubfarm: node directory", slog.Any("warning", w))
 	}
 	warnRevealing(log, node, node.Map.IDs())
+	warnNURLs(log, node, node.Map.IDs())
 	if node.Dir != "" && opts.WatchInterval >= 0 {
 		b.startWatch()
 	}
@@ -243,6 +244,20 @@ func warnRevealing(log *slog.Logger, node *config.Node, ids []string) {
 		if e, ok := node.Map.Get(id); ok && e.Policy.RevealsIP() {
 			log.Warn("tubfarm: server reveals the IP address: its connections override allows direct TCP although reveal-IP-address = false",
 				slog.String("server", id), slog.String("nickname", e.Nickname))
+		}
+	}
+}
+
+// warnNURLs logs each NURL of the servers ids that did not parse; the
+// server keeps its other NURLs, or Foolscap.
+func warnNURLs(log *slog.Logger, node *config.Node, ids []string) {
+	for _, id := range ids {
+		e, ok := node.Map.Get(id)
+		if !ok {
+			continue
+		}
+		for _, err := range e.NURLErrors {
+			log.Warn("tubfarm: server has an unusable NURL; it is left out", slog.String("server", id), slog.Any("error", err))
 		}
 	}
 }
@@ -346,6 +361,7 @@ func (b *Broker) applyLocked(next *config.Node) error {
 	}
 	b.cn.forget(removed)
 	warnRevealing(b.log, next, append(added, changed...))
+	warnNURLs(b.log, next, append(added, changed...))
 	b.node = next
 	return nil
 }

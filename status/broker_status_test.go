@@ -63,7 +63,7 @@ func TestWithBroker(t *testing.T) {
 	seen := map[string]bool{}
 	for _, s := range rep.Servers {
 		if !s.Connected || s.ConnectedVia == nil || s.ConnectedVia.Handler != "tcp" || s.Version != "tahoe-lafs/1.20.0" ||
-			s.AvailableSpace == nil || *s.AvailableSpace != 123456789 || s.TLSVersion != "TLS 1.3" || !s.RevealsIP {
+			s.AvailableSpace == nil || *s.AvailableSpace != 1<<30 || s.Protocol != "foolscap" || s.TLSVersion != "TLS 1.3" || !s.RevealsIP {
 			t.Errorf("%s: %+v", s.Nickname, s)
 		}
 		if seen[s.ClientTubID] {

@@ -151,7 +151,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 </div>
 <div class="wrap">
 {{if .Rows}}<table id="servers">
-<thead><tr><th>Server</th><th>Connection</th><th>Last RX</th><th>Version</th><th>Available</th><th>Retry</th><th>Client identity</th></tr></thead>
+<thead><tr><th>Server</th><th>Connection</th><th>Protocol</th><th>Last RX</th><th>Version</th><th>Available</th><th>Retry</th><th>Client identity</th></tr></thead>
 <tbody>
 {{range .Rows}}<tr class="s-{{.Class}}" data-id="{{.ID}}" data-state="{{.State}}">
 <td><div class="server"><span class="dot" title="{{.State}}"></span><div>
@@ -164,6 +164,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <div class="muted">{{if .Via}}{{with .TLS}}{{.}} · {{end}}server <span class="mono" title="{{.ServerTubID}}">{{.ServerShort}}</span>{{else}}<span title="{{.LastConnAbs}}">last connected {{.LastConnAgo}}</span>{{end}}</div>
 {{if .Hints}}<details data-key="hints {{.ID}}"><summary>{{len .Hints}} hint{{if ne (len .Hints) 1}}s{{end}}</summary><ul>{{range .Hints}}<li><span class="mono">{{.Hint}}</span>: {{.Status}}</li>{{end}}</ul></details>{{end}}
 </td>
+<td class="nowrap proto">{{.Protocol}}</td>
 <td class="num" title="{{.LastRXAbs}}">{{.LastRXAgo}}</td>
 <td class="nowrap">{{.Version}}</td>
 <td class="num">{{.Available}}</td>
@@ -213,6 +214,7 @@ type row struct {
 	LastConnAgo, LastConnAbs string
 	LastRXAgo, LastRXAbs     string
 	Version, Available       string
+	Protocol                 string
 	Hints                    []hintRow
 	Waiting                  bool
 	NextIn, Backoff          string
@@ -307,6 +309,7 @@ func newRow(s Server, now time.Time) row {
 		Via:         s.ConnectedVia,
 		TLS:         s.TLSVersion,
 		Version:     orNA(s.Version),
+		Protocol:    orNA(s.Protocol),
 		Available:   "N/A",
 		Waiting:     s.State == "waiting_to_retry",
 		Attempts:    s.Attempts,

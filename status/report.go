@@ -59,6 +59,9 @@ type Server struct {
 	// via <handler>", "Reconnecting in N seconds (last attempt Ms ago)", …).
 	Summary string `json:"summary"`
 
+	// Protocol is the storage protocol: "https" or "foolscap".
+	Protocol string `json:"protocol"`
+
 	// LastConnectionTime is when the last session was established;
 	// LastReceivedTime when data last arrived on the live session.
 	LastConnectionTime *time.Time `json:"last_connection_time"`
@@ -153,6 +156,7 @@ func newServer(st actors.Status, now time.Time) Server {
 		State:              st.State.String(),
 		Since:              timePtr(st.Since),
 		Summary:            st.Summary,
+		Protocol:           st.Protocol,
 		LastConnectionTime: timePtr(st.LastConnected),
 		LastReceivedTime:   timePtr(st.LastReceived),
 		Version:            st.Version,

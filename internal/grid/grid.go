@@ -24,6 +24,8 @@ import (
 
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/foolscap"
+	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/internal/memstore"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
@@ -43,9 +45,15 @@ type Server struct {
 	Tub      *foolscap.Tub
 	// FURL is the storage FURL (anonymous-storage-FURL).
 	FURL string
+	// NURL is the HTTPS storage NURL (anonymous-storage-NURLs), on the
+	// same port as the FURL; zero unless Options.HTTPS.
+	NURL hints.NURL
+	// Store holds the server's shares, whichever protocol wrote them.
+	Store *memstore.Store
 
 	grid    *Grid
 	ln      *foolscap.Listener // own listener, unless the grid shares one
+	mux     *memstore.Mux      // with Options.HTTPS: ln's port, both protocols
 	addr    string             // own listener's address, kept across restarts
 	swiss   string
 	seed    string // permutation-seed-base32: base32 of the first 16 key bytes, as Tahoe
@@ -66,6 +74,10 @@ type Options struct {
 	Version string
 	// ConnConfig is the PB template of accepted connections.
 	ConnConfig foolscap.ConnConfig
+	// HTTPS makes each server also serve HTTPS storage on its port (the
+	// first bytes of a connection decide, as in Tahoe) and announce a
+	// NURL beside its FURL. Not with Shared.
+	HTTPS bool
 }
 
 // Grid is a running set of servers on 127.0.0.1.
@@ -81,6 +93,9 @@ func Start(ctx context.Context, n int, nick string, opts Options) (*Grid, error)
 		opts.Version = "tahoe-lafs/1.20.0"
 	}
 	g := &Grid{opts: opts}
+	if opts.Shared && opts.HTTPS {
+		return nil, fmt.Errorf("grid: HTTPS needs a port per server, not Shared")
+	}
 	if opts.Shared {
 		ln, err := foolscap.Listen(ctx, "tcp", "127.0.0.1:0", g.listenConfig())
 		if err != nil {
@@ -131,21 +146,67 @@ func (g *Grid) newServer(ctx context.Context, nick string) (*Server, error) {
 		seen:     make(chan string, 1024),
 		seed:     strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(pub[:16])),
 	}
-	s.obj = &storage{version: g.opts.Version, nick: nick}
+	s.Store = memstore.New(memstore.Config{Version: g.opts.Version})
+	s.obj = &storage{store: s.Store, nick: nick}
+	s.obj.Referenceable = s.Store.Foolscap(s.obj.extra)
 	ln := g.shared
 	if ln == nil {
-		if ln, err = foolscap.Listen(ctx, "tcp", "127.0.0.1:0", g.listenConfig()); err != nil {
+		if ln, err = s.listen(ctx, "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
-		s.ln = ln
 		s.addr = ln.Addr().String()
 	}
-	s.Tub.SetLocation("tcp:" + ln.Addr().String())
+	hint := "tcp:" + ln.Addr().String()
+	s.Tub.SetLocation(hint)
 	if s.FURL, err = s.Tub.Register(s.obj, s.swiss); err != nil {
 		return nil, err
 	}
+	if g.opts.HTTPS {
+		if s.NURL, err = hints.FormatNURL(id.Certificate.Leaf, hint, s.swiss); err != nil {
+			return nil, err
+		}
+	}
 	ln.AddTub(s.Tub)
 	return s, nil
+}
+
+// listen opens the server's own port: Foolscap alone, or with
+// Options.HTTPS both protocols through a memstore.Mux.
+func (s *Server) listen(ctx context.Context, addr string) (*foolscap.Listener, error) {
+	if !s.grid.opts.HTTPS {
+		ln, err := foolscap.Listen(ctx, "tcp", addr, s.grid.listenConfig())
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.ln = ln
+		s.mu.Unlock()
+		return ln, nil
+	}
+	raw, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	m := memstore.Serve(raw, memstore.ServeConfig{
+		Foolscap: s.grid.listenConfig(),
+		Cert:     s.Tub.Identity().Certificate,
+		Handler:  s.Store.HTTP(s.swiss),
+	})
+	s.mu.Lock()
+	s.ln, s.mux = m.Foolscap, m
+	s.mu.Unlock()
+	return m.Foolscap, nil
+}
+
+// closeOwn closes the server's own port and every connection on it.
+func (s *Server) closeOwn() error {
+	s.mu.Lock()
+	ln, m := s.ln, s.mux
+	s.mu.Unlock()
+	if m != nil {
+		return m.Close()
+	}
+	return ln.Close()
 }
 
 func (s *Server) record(peer string) {
@@ -217,10 +278,7 @@ func (s *Server) Stop() error {
 	if s.ln == nil {
 		return fmt.Errorf("grid: %s shares a listener and cannot be stopped alone", s.Nickname)
 	}
-	s.mu.Lock()
-	ln := s.ln
-	s.mu.Unlock()
-	return ln.Close()
+	return s.closeOwn()
 }
 
 // Restart listens again on the same address with the same identity.
@@ -228,21 +286,18 @@ func (s *Server) Restart(ctx context.Context) error {
 	if s.ln == nil {
 		return fmt.Errorf("grid: %s shares a listener and cannot be restarted alone", s.Nickname)
 	}
-	ln, err := foolscap.Listen(ctx, "tcp", s.addr, s.grid.listenConfig())
+	ln, err := s.listen(ctx, s.addr)
 	if err != nil {
 		return err
 	}
 	ln.AddTub(s.Tub)
-	s.mu.Lock()
-	s.ln = ln
-	s.mu.Unlock()
 	return nil
 }
 
 // Announcement returns the server's storage announcement fields, with
 // seqnum.
 func (s *Server) Announcement(seqnum int64) map[string]any {
-	return map[string]any{
+	ann := map[string]any{
 		"anonymous-storage-FURL":  s.FURL,
 		"app-versions":            []any{},
 		"my-version":              s.grid.opts.Version,
@@ -254,6 +309,10 @@ func (s *Server) Announcement(seqnum int64) map[string]any {
 		"service-name":            "storage",
 		"version":                 0,
 	}
+	if s.grid.opts.HTTPS {
+		ann[config.FieldNURLs] = []any{s.NURL.String()}
+	}
+	return ann
 }
 
 // Signed returns the server's announcement signed with its key.
@@ -267,11 +326,8 @@ func (g *Grid) Close() {
 		g.shared.Close()
 	}
 	for _, s := range g.Servers {
-		if s.ln != nil {
-			s.mu.Lock()
-			ln := s.ln
-			s.mu.Unlock()
-			ln.Close()
+		if s.addr != "" {
+			s.closeOwn()
 		}
 	}
 }
@@ -362,6 +418,9 @@ func ServersYAML(servers []*Server, conns map[string]map[string]string) string {
 	}
 	for _, s := range servers {
 		fmt.Fprintf(&sb, "  %s:\n    ann:\n      nickname: %s\n      anonymous-storage-FURL: %s\n", s.ID, s.Nickname, s.FURL)
+		if s.grid != nil && s.grid.opts.HTTPS {
+			fmt.Fprintf(&sb, "      %s:\n        - %q\n", config.FieldNURLs, s.NURL.String())
+		}
 		if c := conns[s.ID]; len(c) > 0 {
 			sb.WriteString("    connections:\n")
 			for _, k := range sortedKeys(c) {

@@ -1,0 +1,204 @@
+package tubfarm_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tubfarm/tubfarm"
+	"github.com/tubfarm/tubfarm/actors"
+	"github.com/tubfarm/tubfarm/config"
+	"github.com/tubfarm/tubfarm/hints"
+	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/storage"
+	tubtls "github.com/tubfarm/tubfarm/tls"
+)
+
+// startHTTPSGrid starts n servers that serve both protocols and writes a
+// node directory listing them in servers.yaml, with tahoe.cfg cfg.
+func startHTTPSGrid(t *testing.T, n int, cfg string) (*grid.Grid, string) {
+	t.Helper()
+	g, err := grid.Start(context.Background(), n, "storage", grid.Options{HTTPS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	dir := t.TempDir()
+	if err := grid.WriteNodeDir(dir, grid.NodeDir{TahoeCfg: cfg, Static: g.Servers}); err != nil {
+		t.Fatal(err)
+	}
+	return g, dir
+}
+
+// roundTrip uploads one small immutable share to srv through the typed
+// API and reads it back.
+func roundTrip(t *testing.T, ctx context.Context, srv *tubfarm.Server) {
+	t.Helper()
+	st := srv.Storage()
+	var si storage.Index
+	copy(si[:], srv.ID())
+	data := []byte("a small share for " + srv.Nickname())
+	a, err := st.AllocateBuckets(ctx, si, storage.LeaseSecrets{Renew: storage.Secret{1}, Cancel: storage.Secret{2}}, []storage.ShareNum{0}, uint64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := a.Writers[0]
+	if w == nil {
+		t.Fatalf("%s: no writer: %+v", srv.Nickname(), a)
+	}
+	if err := w.Write(ctx, 0, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := st.GetBuckets(ctx, si)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rs[0].Read(ctx, 0, 1000)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("%s: read back %q, %v", srv.Nickname(), got, err)
+	}
+}
+
+// Servers that announce NURLs are reached over HTTPS unless [client]
+// force_foolscap is set; either way the typed API stores and reads shares.
+func TestStorageProtocolChoice(t *testing.T) {
+	for _, tc := range []struct {
+		name, cfg, want string
+	}{
+		{"https by default", grid.DefaultTahoeCfg, "https"},
+		{"force_foolscap", grid.DefaultTahoeCfg + "[client]\nforce_foolscap = true\n", "foolscap"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, dir := startHTTPSGrid(t, 3, tc.cfg)
+			b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff})
+			ctx := testCtx(t)
+			if err := b.WhenConnected(ctx, 3); err != nil {
+				t.Fatal(err)
+			}
+			for _, srv := range b.Servers() {
+				st := srv.Status()
+				if st.Protocol != tc.want || srv.Storage().Protocol() != tc.want {
+					t.Fatalf("%s: protocol %q, want %q", srv.Nickname(), st.Protocol, tc.want)
+				}
+				if st.Version != "tahoe-lafs/1.20.0" {
+					t.Errorf("%s: version %q", srv.Nickname(), st.Version)
+				}
+				roundTrip(t, ctx, srv)
+				_, err := srv.Call(ctx, "echo", "x")
+				if tc.want == "https" && !errors.Is(err, tubfarm.ErrNotFoolscap) {
+					t.Errorf("raw call over https: %v", err)
+				}
+				if tc.want == "foolscap" && err != nil {
+					t.Errorf("raw call over foolscap: %v", err)
+				}
+			}
+			for _, s := range g.Servers {
+				if len(s.Store.Shares(storage.Index(indexOf(s.ID)))) != 1 {
+					t.Errorf("%s holds no share", s.Nickname)
+				}
+			}
+		})
+	}
+}
+
+func indexOf(id string) (si storage.Index) {
+	copy(si[:], id)
+	return si
+}
+
+// writeNURL replaces server s's NURL in servers.yaml by nurl.
+func writeNURL(t *testing.T, dir string, s *grid.Server, nurl string) {
+	t.Helper()
+	p := config.ServersPath(dir)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Replace(string(b), s.NURL.String(), nurl, 1)
+	if out == string(b) {
+		t.Fatal("NURL not found in servers.yaml")
+	}
+	if err := os.WriteFile(p, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A server whose certificate does not match its NURL is refused and
+// counted like a wrong TubID; with FoolscapFallback the same attempt then
+// reaches it over its FURL, and its status says so.
+func TestStorageWrongCertificate(t *testing.T) {
+	other, err := tubtls.NewEphemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fallback := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no fallback", true: "fallback"}[fallback], func(t *testing.T) {
+			g, dir := startHTTPSGrid(t, 1, "")
+			s := g.Servers[0]
+			wrong, err := hints.FormatNURL(other.Certificate.Leaf, "tcp:"+s.Addr(), s.NURL.Swissnum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeNURL(t, dir, s, wrong.String())
+			b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, FoolscapFallback: fallback})
+			srv := b.Servers()[0]
+			if !fallback {
+				waitFor(t, b, "a certificate failure", func() bool {
+					return srv.Status().LastFailureReason == actors.ReasonTubIDMismatch
+				})
+				if srv.Connected() {
+					t.Fatal("connected to a server with the wrong certificate")
+				}
+				return
+			}
+			ctx := testCtx(t)
+			if err := b.WhenConnected(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			st := srv.Status()
+			var sawFallback bool
+			for _, h := range st.Hints {
+				if h.Hint == "fallback" {
+					sawFallback = true
+				}
+			}
+			if st.Protocol != "foolscap" || !sawFallback {
+				t.Fatalf("protocol %q, hints %+v", st.Protocol, st.Hints)
+			}
+			roundTrip(t, ctx, srv)
+		})
+	}
+}
+
+// A NURL that does not parse is left out for its server alone: the
+// server falls back to its other NURLs or, with none, to Foolscap, and
+// the other servers are unaffected.
+func TestStorageBadNURL(t *testing.T) {
+	g, dir := startHTTPSGrid(t, 2, "")
+	writeNURL(t, dir, g.Servers[0], "pb://not-a-nurl@127.0.0.1:1/x#v=1")
+	node, err := config.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := node.Map.Get(g.Servers[0].ID)
+	if len(e.NURLs) != 0 || len(e.NURLErrors) != 1 || !errors.Is(e.NURLErrors[0], hints.ErrNURLSyntax) {
+		t.Fatalf("entry NURLs %v, errors %v", e.NURLs, e.NURLErrors)
+	}
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{g.Servers[0].ID: "foolscap", g.Servers[1].ID: "https"}
+	for _, srv := range b.Servers() {
+		if p := srv.Status().Protocol; p != want[srv.ID()] {
+			t.Errorf("%s: protocol %q, want %q", srv.Nickname(), p, want[srv.ID()])
+		}
+	}
+}
