@@ -17,10 +17,14 @@ cd "$(dirname "$0")/.."
 #   /usr/bin/python3 (the python3 first on PATH may not see Debian's packages).
 # microsocks: a real SOCKS5 server for the privacy tests.
 # chromium: a real headless browser for the status page test (cmd/demo).
+# python3-nacl, python3-yaml: Ed25519 signing and Tahoe's cache loader in the
+#   introducer interop tests.
 need=()
 /usr/bin/python3 -c 'import foolscap' >/dev/null 2>&1 || need+=(python3-foolscap)
 command -v microsocks >/dev/null 2>&1 || need+=(microsocks)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+/usr/bin/python3 -c 'import nacl.signing' >/dev/null 2>&1 || need+=(python3-nacl)
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 if ((${#need[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
