@@ -413,6 +413,14 @@ func (b *Broker) SubscribeIntroducers() (<-chan messages.StateChanged, func()) {
 	return b.disc.ab.Subscribe()
 }
 
+// WhenIntroducers returns once cond holds for the introducers' statuses
+// (see Introducers), or with ctx's error. cond is checked at once and again
+// after every introducer state change and every announce_v2 call; it must
+// not block.
+func (b *Broker) WhenIntroducers(ctx context.Context, cond func([]messages.IntroducerStatus) bool) error {
+	return b.disc.wait(ctx, cond)
+}
+
 // TryNowIntroducer cuts introducer petname's reconnection wait short.
 func (b *Broker) TryNowIntroducer(petname string) error {
 	if b.disc.ab == nil {

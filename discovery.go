@@ -320,6 +320,11 @@ func (d *discovery) answered(in *intro, subscribed bool, version string, err err
 	in.mu.Lock()
 	in.answered, in.subscribed, in.version, in.err = true, subscribed, version, err
 	in.mu.Unlock()
+	d.bump()
+}
+
+// bump wakes the waiters of wait.
+func (d *discovery) bump() {
 	d.mu.Lock()
 	close(d.changed)
 	d.changed = make(chan struct{})
@@ -354,6 +359,7 @@ func (c introConnector) Connect(ctx context.Context, spec messages.ServerSpec, i
 			in.mu.Unlock()
 		},
 		OnAccepted: func([]introducer.Entry) { d.accepted(in) },
+		OnDone:     d.bump,
 	}
 	info := introducer.SubscriberInfo(d.opts.Nickname, subscriberVersion)
 	version, err := introducer.Subscribe(ctx, s.ref, sub, info)
@@ -465,33 +471,53 @@ func (d *discovery) statuses() []messages.IntroducerStatus {
 	return out
 }
 
-// whenAnswered returns once every introducer has answered a subscription
-// (or refused the version check) at least once.
-func (d *discovery) whenAnswered(ctx context.Context) error {
+// wait returns once cond holds for the introducers' statuses, checked
+// again at every state change and after every announce_v2 call.
+func (d *discovery) wait(ctx context.Context, cond func([]messages.IntroducerStatus) bool) error {
+	var events <-chan messages.StateChanged
+	if d.ab != nil {
+		ch, cancel := d.ab.Subscribe()
+		defer cancel()
+		events = ch
+	}
 	for {
 		d.mu.Lock()
-		ch := d.changed
+		changed := d.changed
 		d.mu.Unlock()
-		all := true
-		for _, in := range d.intros {
-			in.mu.Lock()
-			all = all && in.answered
-			in.mu.Unlock()
-		}
-		if all {
+		if cond(d.statuses()) {
 			return nil
 		}
-		if d.ab == nil {
-			return errors.New("tubfarm: introducer discovery is disabled")
-		}
 		select {
-		case <-ch:
+		case <-changed:
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-d.done:
 			return actors.ErrClosed
 		}
 	}
+}
+
+// whenAnswered returns once every introducer has answered a subscription
+// (or refused the version check) at least once.
+func (d *discovery) whenAnswered(ctx context.Context) error {
+	if d.ab == nil && len(d.intros) > 0 {
+		return errors.New("tubfarm: introducer discovery is disabled")
+	}
+	return d.wait(ctx, func([]messages.IntroducerStatus) bool {
+		for _, in := range d.intros {
+			in.mu.Lock()
+			a := in.answered
+			in.mu.Unlock()
+			if !a {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // discoveryMetrics are the introducer metrics of docs/metrics.md. Labels

@@ -21,6 +21,7 @@ import (
 	"github.com/tubfarm/tubfarm/internal/grid"
 	"github.com/tubfarm/tubfarm/internal/introducerserver"
 	"github.com/tubfarm/tubfarm/internal/pyfoolscap"
+	"github.com/tubfarm/tubfarm/messages"
 )
 
 // These tests run Tahoe's introducer protocol against Debian's
@@ -321,9 +322,8 @@ func TestInteropPythonIntroducer(t *testing.T) {
 	pyPublish(t, py, g.Servers[1], 2)
 	b.TryNowIntroducer("py")
 	py.expect(t, "SUBSCRIBED")
-	waitIntro(t, b, "the second subscription", func() bool {
-		st := b.Introducers()[0]
-		return st.Subscribed && st.Announcements["accepted"] == 4
+	waitIntros(t, b, "the second subscription", func(sts []messages.IntroducerStatus) bool {
+		return sts[0].Subscribed && sts[0].Announcements["accepted"] == 4
 	})
 	if st := b.Introducers()[0]; st.Announcements["duplicate"] != 1 {
 		t.Errorf("announcements after the restart: %v, want one duplicate", st.Announcements)

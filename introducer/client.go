@@ -76,8 +76,9 @@ type Subscriber struct {
 	// and Superseded). It runs
 	// on the connection's inbound-call goroutine.
 	OnAccepted func([]Entry)
-	// OnCall, if set, is called at the start of every announce_v2 call.
-	OnCall func()
+	// OnCall, if set, is called at the start of every announce_v2 call,
+	// and OnDone at its end (after OnAccepted), whatever its outcome.
+	OnCall, OnDone func()
 	// Logger receives one warning per kind of refusal (nil: none).
 	Logger *slog.Logger
 
@@ -97,6 +98,9 @@ func (s *Subscriber) CallRemote(_ context.Context, method string, args []any, kw
 	}
 	if s.OnCall != nil {
 		s.OnCall()
+	}
+	if s.OnDone != nil {
+		defer s.OnDone()
 	}
 	var arg any
 	switch {
