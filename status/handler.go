@@ -99,7 +99,11 @@ func NewHandler(src Source, opts Options) *Handler {
 
 // Report returns a snapshot of the source now, as served at ?t=json.
 func (h *Handler) Report() Report {
-	return NewReport(h.opts.Node, h.src.Statuses(), h.opts.Now())
+	r := NewReport(h.opts.Node, h.src.Statuses(), h.opts.Now())
+	if is, ok := h.src.(IntroducerSource); ok {
+		addIntroducers(&r, is)
+	}
+	return r
 }
 
 // ServeHTTP serves the page, the JSON or the metrics, by path.

@@ -75,6 +75,8 @@ td.ident{white-space:nowrap}
 details{margin-top:4px}
 details summary{cursor:pointer;color:var(--muted);font-size:12px}
 details ul{margin:4px 0 0;padding-left:18px;font-size:12px}
+h2{font-size:15px;font-weight:600;margin:18px 0 8px}
+.intros{margin-bottom:8px}
 .empty{padding:48px;text-align:center;color:var(--muted)}
 footer{display:flex;justify-content:space-between;flex-wrap:wrap;gap:8px;color:var(--muted);font-size:12px;margin-top:14px}
 `
@@ -149,6 +151,20 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <progress value="{{.Connected}}" max="{{.ProgressMax}}"></progress>
 <ul class="chips">{{range .Chips}}<li class="badge {{.Class}}" data-state="{{.State}}">{{.Count}} {{.Label}}</li>{{end}}</ul>
 </div>
+{{if .Intros}}<h2>Introducers</h2>
+<div class="wrap intros"><table id="introducers">
+<thead><tr><th>Introducer</th><th>Connection</th><th>Last RX</th><th>Announcements</th><th>Client identity</th></tr></thead>
+<tbody>
+{{range .Intros}}<tr class="s-{{.Class}}" data-petname="{{.Petname}}" data-state="{{.State}}">
+<td><div class="server"><span class="dot" title="{{.State}}"></span><div><div class="nick">{{.Petname}}</div>
+<div class="muted">{{if .Subscribed}}subscribed{{else}}not subscribed{{end}}{{with .Version}} · {{.}}{{end}}</div>{{with .Error}}<div class="fail">{{.}}</div>{{end}}</div></div></td>
+<td class="conn"><span class="badge state">{{.StateLabel}}</span> <span class="muted" title="{{.SinceAbs}}">{{.SinceAgo}}</span><div class="summary">{{.Summary}}</div></td>
+<td class="num" title="{{.LastRXAbs}}">{{.LastRXAgo}}</td>
+<td class="num">{{.Servers}} server{{if ne .Servers 1}}s{{end}}<div class="muted">{{.Received}} received · {{.Accepted}} accepted · {{.Rejected}} rejected</div>{{with .LastAnnAgo}}<div class="muted">last {{.}}</div>{{end}}</td>
+<td class="ident">{{if .ClientTubID}}<div class="mono" title="{{.ClientTubID}}">{{.ClientShort}}</div>{{else}}<span class="muted">none yet</span>{{end}}</td>
+</tr>
+{{end}}</tbody></table></div>
+<h2>Storage servers</h2>{{end}}
 <div class="wrap">
 {{if .Rows}}<table id="servers">
 <thead><tr><th>Server</th><th>Connection</th><th>Protocol</th><th>Last RX</th><th>Version</th><th>Available</th><th>Retry</th><th>Client identity</th></tr></thead>
@@ -157,7 +173,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <td><div class="server"><span class="dot" title="{{.State}}"></span><div>
 <div class="nick">{{.Nickname}}</div>
 <div class="id mono" title="{{.ID}}">{{.ID}}</div>
-<div class="muted">{{.Source}}</div>
+<div class="muted">{{.Source}}{{with .AnnouncedBy}} · announced by {{.}}{{end}}</div>
 {{if .RevealsIP}}<span class="badge b-warn" title="a hint of this server is dialled over direct TCP: it sees the client's IP address">reveals IP</span>{{else}}<span class="badge b-ok" title="no hint of this server is dialled directly: it does not see the client's IP address">hides IP</span>{{end}}</div></div></td>
 <td class="conn"><span class="badge state">{{.StateLabel}}</span> <span class="muted" title="{{.SinceAbs}}">{{.SinceAgo}}</span>
 <div class="summary">{{.Summary}}</div>
@@ -190,6 +206,7 @@ type pageData struct {
 	ProgressMax                 int
 	Chips                       []chip
 	Rows                        []row
+	Intros                      []introRow
 	Metrics                     bool
 	RefreshMillis               int64
 	RefreshSeconds              int64
@@ -206,6 +223,7 @@ type hintRow struct{ Hint, Status string }
 
 type row struct {
 	ID, Nickname, Source     string
+	AnnouncedBy              string
 	State, Class, StateLabel string
 	SinceAgo, SinceAbs       string
 	Summary                  string
@@ -276,7 +294,40 @@ func newPageData(r Report, refresh time.Duration, metrics bool) pageData {
 	for _, s := range servers {
 		d.Rows = append(d.Rows, newRow(s, now))
 	}
+	for _, in := range r.Introducers {
+		d.Intros = append(d.Intros, newIntroRow(in, now))
+	}
 	return d
+}
+
+type introRow struct {
+	Petname, State, Class, StateLabel string
+	SinceAgo, SinceAbs, Summary       string
+	LastRXAgo, LastRXAbs, LastAnnAgo  string
+	Subscribed                        bool
+	Version, Error                    string
+	Servers                           int
+	Received, Accepted, Rejected      uint64
+	ClientTubID, ClientShort          string
+}
+
+func newIntroRow(in Introducer, now time.Time) introRow {
+	v, ok := stateView[in.State]
+	if !ok {
+		v = struct{ class, label string }{"idle", in.State}
+	}
+	r := introRow{
+		Petname: in.Petname, State: in.State, Class: v.class, StateLabel: v.label,
+		SinceAgo: ago(in.Since, now), SinceAbs: abs(in.Since), Summary: in.Summary,
+		LastRXAgo: ago(in.LastReceivedTime, now), LastRXAbs: abs(in.LastReceivedTime),
+		Subscribed: in.Subscribed, Version: in.Version, Error: in.Error, Servers: in.Servers,
+		Received: in.Announcements.Received, Accepted: in.Announcements.Accepted, Rejected: in.Announcements.Rejected,
+		ClientTubID: in.ClientTubID, ClientShort: short(in.ClientTubID),
+	}
+	if in.LastAnnouncementTime != nil {
+		r.LastAnnAgo = ago(in.LastAnnouncementTime, now)
+	}
+	return r
 }
 
 func chipClass(c string) string {
@@ -302,6 +353,7 @@ func newRow(s Server, now time.Time) row {
 		ID:          s.ID,
 		Nickname:    s.Nickname,
 		Source:      s.Source,
+		AnnouncedBy: strings.Join(s.Introducers, ", "),
 		State:       s.State,
 		Class:       v.class,
 		StateLabel:  v.label,

@@ -36,6 +36,9 @@ type Report struct {
 	States map[string]int `json:"states"`
 	// Servers are the servers, sorted by ID.
 	Servers []Server `json:"servers"`
+	// Introducers are the node's introducers, sorted by petname; empty
+	// unless the source is an [IntroducerSource].
+	Introducers []Introducer `json:"introducers"`
 }
 
 // A Server is one server of a [Report]. Times are RFC 3339 in UTC, or null
@@ -47,6 +50,9 @@ type Server struct {
 	ID       string `json:"id"`
 	Nickname string `json:"nickname"`
 	Source   string `json:"source"`
+	// Introducers are the petnames of the introducers that announced the
+	// server (empty if none did).
+	Introducers []string `json:"introducers"`
 
 	// Connected reports whether a live session exists. State is the
 	// connection state ("idle", "connecting", "connected",
@@ -126,11 +132,12 @@ type Via struct {
 // node's name. The snapshots are not modified.
 func NewReport(node string, statuses []actors.Status, now time.Time) Report {
 	r := Report{
-		Node:      node,
-		Generated: now.UTC(),
-		Total:     len(statuses),
-		States:    make(map[string]int, messages.NumStates),
-		Servers:   make([]Server, 0, len(statuses)),
+		Node:        node,
+		Generated:   now.UTC(),
+		Total:       len(statuses),
+		States:      make(map[string]int, messages.NumStates),
+		Servers:     make([]Server, 0, len(statuses)),
+		Introducers: []Introducer{},
 	}
 	for s := range messages.NumStates {
 		r.States[messages.State(s).String()] = 0
@@ -149,6 +156,7 @@ func NewReport(node string, statuses []actors.Status, now time.Time) Report {
 
 func newServer(st actors.Status, now time.Time) Server {
 	s := Server{
+		Introducers:        []string{},
 		ID:                 st.ID,
 		Nickname:           st.Nickname,
 		Source:             st.Source,
