@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,7 @@ import (
 	"github.com/tubfarm/tubfarm/internal/liveview"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
 	"github.com/tubfarm/tubfarm/status"
+	"github.com/tubfarm/tubfarm/storage"
 )
 
 // demoNickname is the [node] nickname of the demo grid's node directory.
@@ -84,6 +87,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	bopts := tubfarm.Options{Logger: log, Registerer: reg}
 	if d.grid != nil {
 		bopts.Backoff = demoBackoff
+		bopts.HTTPSPoll = time.Second // as Tahoe, so the chaos loop's stops show at once
 	}
 	d.broker, err = tubfarm.Open(d.dir, bopts)
 	if err != nil {
@@ -115,9 +119,12 @@ func (d *demo) run(ctx context.Context) (err error) {
 	if ctx.Err() != nil {
 		return nil // interrupted during start-up
 	}
-	var linkErr error
+	var linkErr, storeErr error
 	if d.grid != nil && all {
 		linkErr = d.printUnlinkability()
+	}
+	if all {
+		storeErr = d.exchange(ctx)
 	}
 
 	if d.opts.once {
@@ -132,11 +139,16 @@ func (d *demo) run(ctx context.Context) (err error) {
 			return fmt.Errorf("%d of %d servers connected after %v", rep.Connected, rep.Total, d.opts.timeout)
 		case linkErr != nil:
 			return linkErr
+		case storeErr != nil:
+			return storeErr
 		}
 		return nil
 	}
 	if linkErr != nil {
 		fmt.Fprintf(d.out, "warning: %v\n", linkErr)
+	}
+	if storeErr != nil {
+		fmt.Fprintf(d.out, "warning: %v\n", storeErr)
 	}
 	if !all {
 		fmt.Fprintf(d.out, "not every server connected within %v; carrying on\n", d.opts.timeout)
@@ -169,7 +181,7 @@ func checkNodeDir(dir string) error {
 // for them: introducer "alpha" knows the first two thirds, "beta" the last
 // two thirds, and servers.yaml overrides the last server.
 func (d *demo) startGrid(ctx context.Context) error {
-	g, err := grid.Start(ctx, d.opts.servers, "storage", grid.Options{})
+	g, err := grid.Start(ctx, d.opts.servers, "storage", grid.Options{HTTPS: true})
 	if err != nil {
 		return fmt.Errorf("starting the demo grid: %w", err)
 	}
@@ -184,6 +196,9 @@ func (d *demo) startGrid(ctx context.Context) error {
 	beta := g.Servers[n/3:]
 	last := g.Servers[n-1]
 	cfg := "[node]\nnickname = " + demoNickname + "\ntub.port = disabled\ntub.location = disabled\nreveal-IP-address = true\n\n[connections]\ntcp = tcp\n"
+	if d.opts.foolscap {
+		cfg += "\n[client]\nforce_foolscap = true\n"
+	}
 	return grid.WriteNodeDir(dir, grid.NodeDir{
 		TahoeCfg:    cfg,
 		Introducers: map[string][]*grid.Server{"alpha": alpha, "beta": beta},
@@ -258,8 +273,19 @@ func nickRange(ss []*grid.Server) string {
 }
 
 // printUnlinkability shows which client TubID each server saw, and checks
-// that no two servers saw the same one and none saw the node's own.
+// that no two servers saw the same one and none saw the node's own. Over
+// HTTPS storage the client presents no certificate at all.
 func (d *demo) printUnlinkability() error {
+	https := 0
+	for _, s := range d.broker.Servers() {
+		if s.Status().Protocol == "https" {
+			https++
+		}
+	}
+	if https == len(d.grid.Servers) {
+		fmt.Fprintf(d.out, "unlinkable: %d servers reached over HTTPS storage, with no client certificate and a transport and SOCKS credentials of their own each\n", https)
+		return nil
+	}
 	var nodeID string
 	if id := d.broker.Identity(); id != nil {
 		nodeID = id.TubID
@@ -349,4 +375,67 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// exchange uploads a small immutable share to every server through the
+// typed storage API and reads it back, so that the demo shows storage
+// working, not only connections.
+func (d *demo) exchange(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	protocols := map[string]int{}
+	var size int
+	for _, srv := range d.broker.Servers() {
+		data := []byte("hello from the tubfarm demo to " + srv.Nickname())
+		size = len(data)
+		sum := sha256.Sum256([]byte("tubfarm demo " + srv.ID()))
+		var si storage.Index
+		copy(si[:], sum[:])
+		if err := putGet(ctx, srv.Storage(), si, data); err != nil {
+			return fmt.Errorf("storage exchange with %s: %w", srv.Nickname(), err)
+		}
+		protocols[srv.Status().Protocol]++
+	}
+	var parts []string
+	for _, p := range []string{"https", "foolscap"} {
+		if protocols[p] > 0 {
+			parts = append(parts, fmt.Sprintf("%d over %s", protocols[p], p))
+		}
+	}
+	fmt.Fprintf(d.out, "storage: wrote and read back a %d-byte share on every server (%s)\n", size, strings.Join(parts, ", "))
+	return nil
+}
+
+// putGet stores data as share 0 of si (unless the server has it already)
+// and checks that it reads back the same.
+func putGet(ctx context.Context, st storage.Server, si storage.Index, data []byte) error {
+	lease := storage.LeaseSecrets{Renew: storage.RandomSecret(), Cancel: storage.RandomSecret()}
+	a, err := st.AllocateBuckets(ctx, si, lease, []storage.ShareNum{0}, uint64(len(data)))
+	if err != nil {
+		return err
+	}
+	if w := a.Writers[0]; w != nil {
+		if err := w.Write(ctx, 0, data); err != nil {
+			return err
+		}
+		if err := w.Close(ctx); err != nil {
+			return err
+		}
+	}
+	rs, err := st.GetBuckets(ctx, si)
+	if err != nil {
+		return err
+	}
+	r, ok := rs[0]
+	if !ok {
+		return errors.New("share 0 is not there after the upload")
+	}
+	got, err := r.Read(ctx, 0, uint64(len(data)))
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, data) {
+		return fmt.Errorf("read back %q, wrote %q", got, data)
+	}
+	return nil
 }

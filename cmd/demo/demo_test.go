@@ -210,7 +210,8 @@ func TestOnceGridInProcess(t *testing.T) {
 		t.Errorf("sources %v, want one servers.yaml override and two from the introducers, at least one from alpha", sources)
 	}
 	errText := stderr.String()
-	for _, want := range []string{"status page:    http://127.0.0.1:", "unlinkable: 3 servers saw 3 different client TubIDs"} {
+	for _, want := range []string{"status page:    http://127.0.0.1:", "unlinkable: 3 servers reached over HTTPS storage",
+		"storage: wrote and read back a 40-byte share on every server (3 over https)"} {
 		if !strings.Contains(errText, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errText)
 		}
@@ -413,10 +414,11 @@ var (
 // directory.
 func TestLiveChaos(t *testing.T) {
 	ctx := testCtx(t)
-	p := startDemo(t, buildDemo(t), "-servers", "3", "-chaos", "1s", "-downtime", "200ms", "-seed", "7")
+	p := startDemo(t, buildDemo(t), "-servers", "3", "-chaos", "1s", "-downtime", "200ms", "-seed", "7", "-foolscap")
 	dir := p.waitLine(t, ctx, nodeDirLine)[1]
 	p.waitLine(t, ctx, regexp.MustCompile(`^connected:  \[#+\] 3 of 3 servers connected`))
 	p.waitLine(t, ctx, regexp.MustCompile(`^unlinkable: 3 servers saw 3 different client TubIDs`))
+	p.waitLine(t, ctx, regexp.MustCompile(`^storage: wrote and read back a \d+-byte share on every server \(3 over foolscap\)$`))
 	p.waitLine(t, ctx, regexp.MustCompile(`^Connected to 3 of 3 known storage servers$`))
 	p.waitLine(t, ctx, readyLine)
 	victim := p.waitLine(t, ctx, regexp.MustCompile(`^\d\d:\d\d:\d\d  chaos: stopped (storage-\d)`))[1]

@@ -81,6 +81,7 @@ type options struct {
 	downtime time.Duration
 	seed     int64
 	seedSet  bool
+	foolscap bool
 	logLevel slog.Level
 }
 
@@ -106,6 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.servers, "servers", 6, "number of storage servers in the demo grid (1 to 100)")
 	fs.DurationVar(&o.chaos, "chaos", 20*time.Second, "demo grid: stop one server every `interval` on average (0: never)")
 	fs.DurationVar(&o.downtime, "downtime", 6*time.Second, "demo grid: how long a stopped server stays down")
+	fs.BoolVar(&o.foolscap, "foolscap", false, "demo grid: write \"[client] force_foolscap = true\" into the node directory, so the servers are reached over Foolscap instead of HTTPS storage")
 	fs.Int64Var(&o.seed, "seed", 0, "demo grid: seed for choosing which server to stop (default: from the clock)")
 	level := fs.String("log", "error", "broker log `level` on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
