@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tubfarm/tubfarm/internal/termsafe"
 	"github.com/tubfarm/tubfarm/messages"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
@@ -337,11 +338,11 @@ func (a *serverActor) attemptDone(ctx actor.Context, r *attemptResult) {
 	sess := r.sess
 	now := sh.clock.Now()
 	s.info = sess.Info()
-	s.versionInfo = r.versionInfo
-	s.version = versionString(r.versionInfo)
+	s.versionInfo = keepVersion(r.versionInfo)
+	s.version = termsafe.Clip(versionString(r.versionInfo), MaxVersionText)
 	if r.versionErr != nil {
 		sh.log.Warn("actors: get_version failed; keeping the session", slog.String(sh.kind.Name, s.spec.ID),
-			slog.Any("error", r.versionErr))
+			slog.String("error", errorText(r.versionErr)))
 	}
 	s.attempts = 0
 	s.connectedAt, s.lastConnected = now, now

@@ -99,7 +99,7 @@ func (s *slot) publish() {
 	}
 	if s.lastErr != nil {
 		r, _ := classify(s.lastErr)
-		st.LastFailure, st.LastFailureReason = s.lastErr.Error(), r
+		st.LastFailure, st.LastFailureReason = errorText(s.lastErr), r
 	}
 	if s.identity != nil {
 		st.TubID, st.IdentityCreated = s.identity.TubID, s.identity.Created

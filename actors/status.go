@@ -59,7 +59,8 @@ type Status struct {
 
 	// Version is the server's application version: "application-version"
 	// from its get_version answer, or else "my-version" from its
-	// announcement. VersionInfo is the raw get_version answer.
+	// announcement, at most MaxVersionText bytes. VersionInfo is the raw
+	// get_version answer, or nil if it holds more than MaxVersionInfo.
 	Version     string
 	VersionInfo any
 
@@ -71,8 +72,9 @@ type Status struct {
 	// Attempts counts attempts since the last successful connection.
 	Attempts int
 
-	// LastFailure is the error of the last failed attempt or lost session,
-	// and LastFailureReason its classification; empty if none.
+	// LastFailure is the error of the last failed attempt or lost session
+	// (at most MaxFailureText bytes and a marker), and LastFailureReason its
+	// classification; empty if none.
 	LastFailure       string
 	LastFailureReason Reason
 

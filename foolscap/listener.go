@@ -43,6 +43,12 @@ type ListenConfig struct {
 	OnError func(remote net.Addr, err error)
 	// Logger receives negotiation failures at debug level; nil discards.
 	Logger *slog.Logger
+	// Serve, if set, replaces the PB layer: it is given each negotiated
+	// connection (Banana starts now) with the ConnConfig the PB layer would
+	// have had, and returns when done with it; the Listener then closes it.
+	// It is for peers that write their own Banana, such as a scripted
+	// hostile server in tests. OnConnect is not called.
+	Serve func(nc net.Conn, cc ConnConfig)
 }
 
 // Listener accepts Foolscap connections for one or more Tubs on one
@@ -56,8 +62,8 @@ type Listener struct {
 	wg      sync.WaitGroup
 	newConn func(net.Conn, ConnConfig) *Conn // NewConn
 
-	// handoff, set only by tests, replaces the PB layer: it gets the
-	// negotiated connection and returns when done with it.
+	// handoff is ListenConfig.Serve (or a test's): it replaces the PB
+	// layer, gets the negotiated connection and returns when done with it.
 	handoff func(nc net.Conn, cc ConnConfig)
 
 	mu     sync.Mutex
@@ -114,6 +120,7 @@ func NewListener(ln net.Listener, cfg ListenConfig) *Listener {
 		ctx:     ctx,
 		cancel:  cancel,
 		newConn: NewConn,
+		handoff: cfg.Serve,
 		tubs:    map[string]*Tub{},
 		hosts:   map[string]int{},
 		raw:     map[net.Conn]struct{}{},
