@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -23,7 +24,9 @@ type serversDoc struct {
 	root       *yaml.Node
 	storageKey *yaml.Node // nil if there is no "storage" key
 	storage    *yaml.Node // its value
+	storageEnd int // the line after the storage mapping's last line
 	entries    []docEntry
+	rootIndent int // column (0-based) of top-level keys
 	indent     int // column (0-based) of entry keys
 	step       int // indentation step inside an entry
 }
@@ -73,6 +76,9 @@ func parseServersDoc(data []byte) (*serversDoc, error) {
 	storageEnd := len(d.lines)
 	for i := 0; i+1 < len(d.root.Content); i += 2 {
 		k := d.root.Content[i]
+		if !d.atLineStart(k) {
+			return nil, errPlainBlock
+		}
 		if d.storageKey != nil && storageEnd == len(d.lines) {
 			storageEnd = k.Line - 1
 		}
@@ -80,7 +86,11 @@ func parseServersDoc(data []byte) (*serversDoc, error) {
 			d.storageKey, d.storage = k, d.root.Content[i+1]
 		}
 	}
-	d.indent = 2
+	if len(d.root.Content) > 0 {
+		d.rootIndent = d.root.Content[0].Column - 1
+	}
+	d.storageEnd = storageEnd
+	d.indent = d.rootIndent + 2
 	if d.storageKey != nil {
 		d.indent = d.storageKey.Column - 1 + 2
 	}
@@ -95,6 +105,9 @@ func parseServersDoc(data []byte) (*serversDoc, error) {
 	}
 	for i := 0; i+1 < len(d.storage.Content); i += 2 {
 		k, v := d.storage.Content[i], d.storage.Content[i+1]
+		if !d.atLineStart(k) {
+			return nil, errPlainBlock
+		}
 		d.entries = append(d.entries, docEntry{id: k.Value, key: k, value: v, start: k.Line - 1})
 	}
 	if len(d.entries) > 0 {
@@ -122,13 +135,25 @@ func parseServersDoc(data []byte) (*serversDoc, error) {
 	return d, nil
 }
 
+var errPlainBlock = errors.New("pin edits plain block mappings only (one key per line, no \"? \" keys)")
+
+// atLineStart reports whether only spaces precede node n on its line.
+func (d *serversDoc) atLineStart(n *yaml.Node) bool {
+	if n.Line < 1 || n.Line > len(d.lines) {
+		return false
+	}
+	r := []rune(d.lines[n.Line-1])
+	col := n.Column - 1
+	return col >= 0 && col <= len(r) && strings.Trim(string(r[:col]), " ") == ""
+}
+
 // trivia reports whether line, found after an entry, belongs to what
 // follows rather than to the entry: a blank line, a comment no deeper than
 // the entry keys, or a document marker.
 func (d *serversDoc) trivia(line string) bool {
 	t := strings.TrimSpace(line)
 	switch {
-	case t == "", t == "...", strings.HasPrefix(t, "---"):
+	case t == "", isMarker(line):
 		return true
 	case strings.HasPrefix(t, "#"):
 		return indentOf(line) <= d.indent
@@ -192,12 +217,21 @@ func (d *serversDoc) set(id string, value *yaml.Node) (out []byte, line int, err
 	}
 	if n := len(d.entries); n > 0 {
 		at := d.entries[n-1].end
-		return d.splice(at, at, text), at + 1, nil
+		c := d.clone()
+		if !strings.HasSuffix(c.lines[at-1], "\n") {
+			c.lines[at-1] += d.nl // the last line of the file had no line ending
+		}
+		return c.splice(at, at, text), at + 1, nil
 	}
 	if d.storageKey != nil {
 		// "storage:" with nothing, null or {} after it: make it a block
 		// mapping and add the entry under it.
 		at := d.storageKey.Line - 1
+		for _, l := range lines[at+1 : d.storageEnd] {
+			if !blank(l) && !isComment(l) {
+				return nil, 0, errors.New("storage has an empty value written on its own lines; pin edits \"storage:\" or \"storage: {}\" only")
+			}
+		}
 		keyLine, err := d.emptyStorageLine(true)
 		if err != nil {
 			return nil, 0, err
@@ -206,13 +240,20 @@ func (d *serversDoc) set(id string, value *yaml.Node) (out []byte, line int, err
 		c.lines[at] = keyLine
 		return c.splice(at+1, at+1, text), at + 2, nil
 	}
-	// No storage key: add one at the end.
-	c := d.clone()
-	if n := len(lines); n > 0 && !strings.HasSuffix(lines[n-1], "\n") {
-		c.lines[n-1] += d.nl
+	// No storage key: add one after the last line of the document (before
+	// any trailing comments, blank lines and document markers).
+	at := len(lines)
+	for at > 0 && d.root != nil && (blank(lines[at-1]) || isComment(lines[at-1]) || isMarker(lines[at-1])) {
+		at--
 	}
-	at := len(c.lines)
-	return c.splice(at, at, "storage:"+d.nl+text), at + 2, nil
+	if d.root == nil && slices.ContainsFunc(lines, isMarker) {
+		return nil, 0, errors.New("the file has YAML document markers (--- or ...) and no storage: add \"storage: {}\" first")
+	}
+	c := d.clone()
+	if at > 0 && !strings.HasSuffix(c.lines[at-1], "\n") {
+		c.lines[at-1] += d.nl
+	}
+	return c.splice(at, at, strings.Repeat(" ", d.rootIndent)+"storage:"+d.nl+text), at + 2, nil
 }
 
 // remove returns the file without entry id and the comment block right
@@ -222,6 +263,9 @@ func (d *serversDoc) remove(id string) ([]byte, error) {
 	e, ok := d.find(id)
 	if !ok {
 		return nil, fmt.Errorf("servers.yaml has no entry %q", id)
+	}
+	if a := anchorIn(e.key, e.value); a != "" {
+		return nil, fmt.Errorf("entry %q defines the YAML anchor &%s, which other entries may use: edit the file by hand", id, a)
 	}
 	c := d.clone()
 	if len(d.entries) == 1 {
@@ -239,6 +283,12 @@ func (d *serversDoc) remove(id string) ([]byte, error) {
 }
 
 func blank(line string) bool { return strings.TrimSpace(line) == "" }
+
+// isMarker reports a YAML document start or end marker line.
+func isMarker(line string) bool {
+	t := strings.TrimRight(line, " \t\r\n")
+	return t == "..." || t == "---" || strings.HasPrefix(t, "--- ") || strings.HasPrefix(t, "... ")
+}
 
 // emptyStorageLine returns the "storage:" line with its value made empty
 // (block, for entries to follow) or "{}" (no entries), keeping any
@@ -270,6 +320,8 @@ func (d *serversDoc) emptyStorageLine(block bool) (string, error) {
 	value := ""
 	if !block {
 		value = " {}"
+	} else if ending == "" {
+		ending = d.nl // the entries follow on the next line
 	}
 	return body[:colon+1] + value + comment + ending, nil
 }
@@ -291,6 +343,22 @@ func (d *serversDoc) splice(from, to int, text string) []byte {
 		b.WriteString(l)
 	}
 	return []byte(b.String())
+}
+
+// anchorIn returns an anchor defined in the given trees, or "".
+func anchorIn(nodes ...*yaml.Node) string {
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		if n.Anchor != "" {
+			return n.Anchor
+		}
+		if a := anchorIn(n.Content...); a != "" {
+			return a
+		}
+	}
+	return ""
 }
 
 // stripOuterComments returns a copy of n without the comments that
