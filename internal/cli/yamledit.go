@@ -24,7 +24,7 @@ type serversDoc struct {
 	root       *yaml.Node
 	storageKey *yaml.Node // nil if there is no "storage" key
 	storage    *yaml.Node // its value
-	storageEnd int // the line after the storage mapping's last line
+	storageEnd int        // the line after the storage mapping's last line
 	entries    []docEntry
 	rootIndent int // column (0-based) of top-level keys
 	indent     int // column (0-based) of entry keys
