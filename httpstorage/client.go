@@ -97,6 +97,8 @@ func New(n hints.NURL, cfg Config) *Client {
 		IdleConnTimeout:        IdleTimeout,
 		ResponseHeaderTimeout:  cfg.HeaderTimeout,
 		MaxResponseHeaderBytes: 64 << 10,
+		WriteBufferSize:        64 << 10, // whole TLS records for share data
+		ReadBufferSize:         64 << 10,
 		Proxy:                  nil,
 	}
 	// No cookie jar, no redirects: a server cannot make the client carry
@@ -521,12 +523,15 @@ func (c *Client) readRange(ctx context.Context, op, kind string, si storage.Inde
 		return nil, protoErr(op, "Content-Range %q for bytes=%d-%d", cr, offset, offset+length-1)
 	}
 	want := b - a + 1
-	data, err := readBody(op, resp, int64(want))
-	if err != nil {
-		return nil, err
+	data := make([]byte, want) // want <= length <= MaxReadLength
+	if _, err := io.ReadFull(resp.Body, data); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, protoErr(op, "body shorter than Content-Range %q", cr)
+		}
+		return nil, &storage.ConnError{Op: op, Protocol: ProtoHTTPS, Err: err}
 	}
-	if uint64(len(data)) != want {
-		return nil, protoErr(op, "%d bytes for Content-Range %q", len(data), cr)
+	if n, _ := resp.Body.Read(make([]byte, 1)); n > 0 {
+		return nil, &storage.ProtocolError{Op: op, Protocol: ProtoHTTPS, Err: fmt.Errorf("body longer than Content-Range %q: %w", cr, storage.ErrTooLarge)}
 	}
 	return data, nil
 }

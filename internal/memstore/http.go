@@ -251,11 +251,8 @@ func (h *httpStore) write(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	data, ok := body(w, r, int64(e-a+1))
-	if !ok {
-		return
-	}
-	if uint64(len(data)) != e-a+1 {
+	data := make([]byte, e-a+1)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
 		http.Error(w, "body does not match Content-Range", http.StatusRequestedRangeNotSatisfiable)
 		return
 	}

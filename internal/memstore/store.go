@@ -176,8 +176,8 @@ func (s *Store) Write(si storage.Index, n storage.ShareNum, offset uint64, data 
 	if end < offset || end > u.size {
 		return false, nil, refuse(500, "allmydata.storage.common.DataTooLargeError", "write of %d bytes at %d past the allocated %d", len(data), offset, u.size)
 	}
-	if uint64(len(u.data)) < end {
-		u.data = append(u.data, make([]byte, end-uint64(len(u.data)))...)
+	if u.data == nil {
+		u.data = make([]byte, u.size) // the whole share at once, as a file would be
 	}
 	for _, w := range u.written {
 		lo, hi := max(w.begin, offset), min(w.end, end)
@@ -468,4 +468,19 @@ func (s *Store) Advisories() []Advice {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.advice)
+}
+
+// Drop forgets every immutable share of si, complete or uploading, and
+// frees their space (benchmarks keep memory flat with it).
+func (s *Store) Drop(si storage.Index) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.complete[si] {
+		s.used -= uint64(len(d))
+	}
+	for _, u := range s.uploads[si] {
+		s.used -= u.size
+	}
+	delete(s.complete, si)
+	delete(s.uploads, si)
 }
