@@ -2,11 +2,8 @@ package tubfarm_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -16,119 +13,33 @@ import (
 	"github.com/tubfarm/tubfarm"
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/config"
-	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/internal/hostile"
 	"github.com/tubfarm/tubfarm/status"
-	tubtls "github.com/tubfarm/tubfarm/tls"
 )
-
-// banana writes Banana tokens by hand, as a hostile server does.
-type banana struct {
-	buf   []byte
-	opens uint64
-}
-
-func (b *banana) header(n uint64, typ byte) {
-	for {
-		b.buf = append(b.buf, byte(n&0x7f))
-		n >>= 7
-		if n == 0 {
-			break
-		}
-	}
-	b.buf = append(b.buf, typ)
-}
-func (b *banana) str(s string) { b.header(uint64(len(s)), 0x82); b.buf = append(b.buf, s...) }
-func (b *banana) open(typ string) uint64 {
-	n := b.opens
-	b.opens++
-	b.header(n, 0x88)
-	b.str(typ)
-	return n
-}
-func (b *banana) close(n uint64) { b.header(n, 0x89) }
-
-// terminalJunk is text a server may send to a terminal: clear the screen,
-// retitle the window, move the cursor, a fake line.
-const terminalJunk = "\x1b[2J\x1b]0;owned\x07\x1b[H\r\nConnected to 9 of 9 known storage servers\x9b31m"
 
 // hostileErrors are the largest errors a server can answer
 // getReferenceByName with.
 var hostileErrors = []struct {
 	name  string
-	value func(b *banana)
+	value func(b *hostile.Banana)
 }{
-	{"15MiB_not_a_Failure", func(b *banana) {
-		l := b.open("list")
-		chunk := strings.Repeat(terminalJunk, 1024/len(terminalJunk)+1)[:1024]
+	{"15MiB_not_a_Failure", func(b *hostile.Banana) {
+		l := b.Open("list")
+		chunk := hostile.Fill(1024)
 		for range 15 << 10 {
-			b.str(chunk)
+			b.Str(chunk)
 		}
-		b.close(l)
+		b.Close(l)
 	}},
-	{"Failure_at_Foolscap_maxima", func(b *banana) {
-		c := b.open("copyable")
-		b.str("twisted.python.failure.Failure")
-		fill := func(n int) string { return strings.Repeat(terminalJunk, n/len(terminalJunk)+1)[:n] }
-		for _, a := range []struct {
-			k string
-			n int
-		}{{"type", 200}, {"value", 1000}, {"traceback", 2000}} {
-			b.str(a.k)
-			b.str(fill(a.n))
-		}
-		b.str("parents")
-		l := b.open("list")
-		for range 1000 {
-			b.str(fill(200))
-		}
-		b.close(l)
-		b.close(c)
+	{"Failure_at_Foolscap_maxima", hostile.MaxFailure},
+	{"1MiB_Failure_value", func(b *hostile.Banana) {
+		c := b.Open("copyable")
+		b.Str("twisted.python.failure.Failure")
+		b.Str("value")
+		b.Str(hostile.Fill(1 << 20))
+		b.Close(c)
 	}},
-	{"1MiB_Failure_value", func(b *banana) {
-		c := b.open("copyable")
-		b.str("twisted.python.failure.Failure")
-		b.str("value")
-		b.str(strings.Repeat(terminalJunk, (1<<20)/len(terminalJunk)))
-		b.close(c)
-	}},
-}
-
-// hostileStorageServer negotiates as a real Foolscap server and answers
-// the client's first call (getReferenceByName, request 1) with an error
-// whose value value writes. It returns the server's FURL.
-func hostileStorageServer(t *testing.T, value func(b *banana)) string {
-	t.Helper()
-	var b banana
-	o := b.open("error")
-	b.header(1, 0x81) // reqID 1
-	value(&b)
-	b.close(o)
-	script := b.buf
-
-	id, err := tubtls.NewEphemeral()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := foolscap.Listen(ctx, "tcp", "127.0.0.1:0", foolscap.ListenConfig{
-		Serve: func(nc net.Conn, _ foolscap.ConnConfig) {
-			if _, err := io.ReadFull(nc, make([]byte, 1)); err != nil {
-				return
-			}
-			go io.Copy(io.Discard, nc)
-			nc.Write(script)
-			<-ctx.Done()
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); l.Close() })
-	tub := foolscap.NewTub(id)
-	tub.SetLocation("tcp:" + l.Addr().String())
-	l.AddTub(tub)
-	return tub.FURL(foolscap.NewSwissnum())
 }
 
 // syncBuffer is a bytes.Buffer for a slog handler used from many goroutines.
@@ -155,7 +66,9 @@ func (s *syncBuffer) String() string {
 func TestStatusAfterMaximumError(t *testing.T) {
 	for _, he := range hostileErrors {
 		t.Run(he.name, func(t *testing.T) {
-			furl := hostileStorageServer(t, he.value)
+			var script hostile.Banana
+			script.Reply("error", 1, he.value)
+			furl := hostile.Server(t, script.Buf)
 			dir := t.TempDir()
 			if err := grid.WriteNodeDir(dir, grid.NodeDir{}); err != nil {
 				t.Fatal(err)

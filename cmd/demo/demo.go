@@ -129,9 +129,13 @@ func (d *demo) run(ctx context.Context) (err error) {
 
 	if d.opts.once {
 		rep := d.handler.Report()
-		enc := json.NewEncoder(d.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		out, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		// Servers' text may hold characters JSON keeps raw but a
+		// terminal acts on.
+		if _, err := d.stdout.Write(append(termsafe.JSON(out), '\n')); err != nil {
 			return err
 		}
 		switch {
@@ -145,10 +149,10 @@ func (d *demo) run(ctx context.Context) (err error) {
 		return nil
 	}
 	if linkErr != nil {
-		fmt.Fprintf(d.out, "warning: %v\n", linkErr)
+		fmt.Fprintf(d.out, "warning: %s\n", termsafe.Error(linkErr))
 	}
 	if storeErr != nil {
-		fmt.Fprintf(d.out, "warning: %v\n", storeErr)
+		fmt.Fprintf(d.out, "warning: %s\n", termsafe.Error(storeErr))
 	}
 	if !all {
 		fmt.Fprintf(d.out, "not every server connected within %v; carrying on\n", d.opts.timeout)

@@ -50,6 +50,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tubfarm/tubfarm/internal/termsafe"
 )
 
 func main() {
@@ -171,7 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, tty bool)
 		if !strings.HasPrefix(msg, "demo: ") {
 			msg = "demo: " + msg
 		}
-		fmt.Fprintln(stderr, msg)
+		fmt.Fprintln(stderr, termsafe.Clip(msg, 2048)) // it may quote a server
 		return 1
 	}
 	return 0
