@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/hints"
-	"github.com/tubfarm/tubfarm/httpstorage"
 	"github.com/tubfarm/tubfarm/messages"
 	"github.com/tubfarm/tubfarm/storage"
 	tubtls "github.com/tubfarm/tubfarm/tls"
@@ -273,21 +270,14 @@ func specs(node *config.Node) []messages.ServerSpec {
 
 func spec(e config.Entry, forceFoolscap bool) messages.ServerSpec {
 	proto := chooseProtocol(e.NURLs, forceFoolscap)
-	key := e.FURL.String() + " " + policyKey(e.Policy) + " " + proto
-	if proto == httpstorage.ProtoHTTPS {
-		for _, n := range e.NURLs {
-			key += " " + n.String()
-		}
-	}
 	return messages.ServerSpec{
 		ID:           e.ID,
 		Nickname:     e.Nickname,
-		FURL:         e.FURL.String(),
+		FURL:         e.FURL,
 		NURLs:        slices.Clone(e.NURLs),
 		Protocol:     proto,
 		Announcement: e.Announcement.Fields(),
 		Source:       sourceString(e.Source),
-		Key:          key,
 		RevealsIP:    e.Policy.RevealsIP(),
 		Policy:       e.Policy,
 	}
@@ -301,22 +291,6 @@ func sourceString(s config.Source) string {
 		return "introducer:" + s.Chosen
 	}
 	return "introducer"
-}
-
-// policyKey is a canonical text form of a policy: two policies with the
-// same key dial every hint the same way.
-func policyKey(p hints.Policy) string {
-	var sb strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(p.Handlers)) {
-		fmt.Fprintf(&sb, "%s=%s,", k, p.Handlers[k])
-	}
-	for _, h := range slices.Sorted(maps.Keys(p.Available)) {
-		if p.Available[h] {
-			fmt.Fprintf(&sb, "+%s", h)
-		}
-	}
-	fmt.Fprintf(&sb, " reveal=%t", p.RevealIP)
-	return sb.String()
 }
 
 // Node returns the node state the broker is running on: the last one that

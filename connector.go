@@ -103,10 +103,7 @@ func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tu
 // resolves the FURL's swissnum: everything a session needs, for storage
 // servers and introducers alike.
 func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (*session, error) {
-	furl, err := hints.ParseFURL(srv.FURL)
-	if err != nil {
-		return nil, &actors.ConnectError{Reason: actors.ReasonOther, Permanent: true, Err: err}
-	}
+	furl := srv.FURL
 	dialers := c.tr.ForIdentity(id.TubID)
 	var targets []foolscap.Target
 	for _, d := range srv.Policy.DecideFURL(furl) {

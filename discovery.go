@@ -159,8 +159,7 @@ func newDiscovery(b *Broker, node *config.Node, opts Options, aopts []actors.Opt
 			in := d.intros[pet].cfg
 			pol := node.Config.Policy
 			specs = append(specs, messages.ServerSpec{
-				ID: pet, Nickname: pet, FURL: in.FURL.String(),
-				Source: in.Path, Key: in.FURL.String() + " " + policyKey(pol),
+				ID: pet, Nickname: pet, FURL: in.FURL, Source: in.Path,
 				RevealsIP: pol.RevealsIP(), Policy: pol,
 			})
 		}

@@ -135,7 +135,7 @@ type shared struct {
 	wg sync.WaitGroup // goroutines started by server actors
 
 	// gens numbers attempts and timers across every slot of the broker.
-	// A replacement child (after a broker restart, or a Key change) has
+	// A replacement child (after a broker restart, or a changed connection) has
 	// the same PID as its predecessor, so a late message from the old
 	// child's goroutines reaches the new one; numbers unique across
 	// slots make the generation check reject it.
@@ -246,9 +246,11 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 // Apply makes specs the broker's server set and returns once the broker has
 // acted on the difference with the previous set:
 //
-//   - a server whose Key is unchanged keeps its child actor, identity and
-//     session (changes to its other fields only update its status);
-//   - a server whose Key changed is stopped, its session closed, and a new
+//   - a server whose spec is the same connection
+//     ([messages.ServerSpec.SameConnection]: same FURL and policy) keeps its
+//     child actor, identity and session (changes to its other fields only
+//     update its status);
+//   - a server whose connection changed is stopped, its session closed, and a new
 //     child with a new identity started once the old one has terminated;
 //   - a server no longer listed is stopped and its session closed;
 //   - a new server gets a child that starts connecting at once.
@@ -280,7 +282,7 @@ func (b *Broker) Apply(specs []messages.ServerSpec) error {
 }
 
 // Servers returns a status snapshot of every server, sorted by ID. A server
-// being replaced (its Key changed) shows its old child's status until that
+// being replaced (its connection changed) shows its old child's status until that
 // child has terminated.
 func (b *Broker) Servers() []Status {
 	now := b.sh.clock.Now()

@@ -141,7 +141,7 @@ func TestApplyDiff(t *testing.T) {
 		return rec.count("b", Connected) == 2 && rec.count("c", Stopped) == 1 && rec.count("d", Connected) == 1
 	})
 
-	// Unchanged Key: same child (no event at all), identity and session.
+	// Same connection (FURL and policy): same child (no event at all), identity and session.
 	if got := rec.states("a"); !slices.Equal(got, []State{Connecting, Connected}) {
 		t.Errorf("a: states %v, want only the first connection", got)
 	}
@@ -152,7 +152,7 @@ func TestApplyDiff(t *testing.T) {
 	if a.Nickname != "renamed" || !a.Connected {
 		t.Errorf("a: nickname %q connected %v", a.Nickname, a.Connected)
 	}
-	// Changed Key: old child stopped, its session closed, new child and identity.
+	// Changed FURL: old child stopped, its session closed, new child and identity.
 	bs := conn.sess("b")
 	if len(bs) != 2 || !bs[0].closed.Load() || bs[1].closed.Load() {
 		t.Errorf("b: %d sessions; want the first closed and the second live", len(bs))
@@ -202,7 +202,7 @@ func TestApplyRejectsBadSpecs(t *testing.T) {
 		specs []messages.ServerSpec
 		index int
 	}{
-		{"empty id", []messages.ServerSpec{spec("a", "k"), {Key: "k"}}, 1},
+		{"empty id", []messages.ServerSpec{spec("a", "k"), {Nickname: "k"}}, 1},
 		{"duplicate id", []messages.ServerSpec{spec("a", "k"), spec("b", "k"), spec("a", "k2")}, 2},
 	}
 	for _, tt := range tests {

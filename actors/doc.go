@@ -7,9 +7,10 @@
 // A [Broker] runs a protoactor-go actor system with one broker actor (a root
 // actor) and, under it, one server actor per server, named after the
 // server's ID. The broker actor owns the server set: [Broker.Apply] hands it
-// a new set and it acts on the difference, keyed on [messages.ServerSpec]'s
-// Key. A server actor owns its server's connection: it makes identities
-// (according to [IdentityPolicy]), runs each attempt through the
+// a new set and it acts on the difference, decided by
+// [messages.ServerSpec.SameConnection]. A server actor owns its server's
+// connection: it makes identities (according to [IdentityPolicy]), runs
+// each attempt through the
 // application's [Connector] in a goroutine bounded by a context it cancels
 // when it stops, takes the result back as a message, asks the new session
 // for get_version, watches the session, and schedules retries with

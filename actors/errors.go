@@ -137,7 +137,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // metrics and events) and whether it is permanent (retried only after the
 // backoff's MaxDelay). A wrong TubID is permanent: the server's key will not
 // change back by itself, and a legitimate key change arrives as a new
-// announcement, hence a new Key and a new child. It is still retried, at the
+// announcement, hence a new FURL and a new child. It is still retried, at the
 // cap, so that a transient interception does not park the server forever;
 // TryNow retries it at once.
 func classify(err error) (reason Reason, permanent bool) {

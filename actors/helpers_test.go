@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/messages"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
@@ -332,6 +333,15 @@ func (r *recorder) summary() map[string][]State {
 	return out
 }
 
+// spec is the spec of server id; key is its FURL's name, so that a new key
+// is a new connection.
 func spec(id, key string) messages.ServerSpec {
-	return messages.ServerSpec{ID: id, Nickname: "nick-" + id, FURL: "pb://x@tcp:" + id + ":1/s", Key: key, Source: "test"}
+	furl := hints.FURL{TubID: "x", Hints: []string{"tcp:" + id + ":1"}, Name: key}
+	return messages.ServerSpec{ID: id, Nickname: "nick-" + id, FURL: furl, Source: "test"}
+}
+
+// tcpSpec is the spec of server id whose one hint is the loopback address
+// addr, for tcpConnector.
+func tcpSpec(id, addr string) messages.ServerSpec {
+	return messages.ServerSpec{ID: id, FURL: hints.FURL{TubID: "x", Hints: []string{"tcp:" + addr}, Name: "s"}}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,8 +118,8 @@ func refusingAddr(t *testing.T) string {
 	return addr
 }
 
-// tcpConnector dials the address in the spec's FURL field (these tests put a
-// bare host:port there) over real loopback TCP.
+// tcpConnector dials the host:port of the first hint of the spec's FURL
+// (see tcpSpec) over real loopback TCP.
 type tcpConnector struct {
 	mu     sync.Mutex
 	tubIDs []string
@@ -128,11 +129,11 @@ func (c *tcpConnector) Connect(ctx context.Context, srv messages.ServerSpec, id 
 	c.mu.Lock()
 	c.tubIDs = append(c.tubIDs, id.TubID)
 	c.mu.Unlock()
-	hint := "tcp:" + srv.FURL
+	hint := srv.FURL.Hints[0]
 	report(hint, "connecting")
 	start := time.Now()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", srv.FURL)
+	conn, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(hint, "tcp:"))
 	if err != nil {
 		report(hint, "connection refused")
 		return nil, err
@@ -276,7 +277,7 @@ func TestStateSequences(t *testing.T) {
 			}
 			b, clk := newTestBroker(t, Config{Connector: &tcpConnector{}})
 			rec := newRecorder(t, b)
-			if err := b.Apply([]messages.ServerSpec{{ID: "srv", FURL: addr, Key: "k1"}}); err != nil {
+			if err := b.Apply([]messages.ServerSpec{tcpSpec("srv", addr)}); err != nil {
 				t.Fatal(err)
 			}
 			for i, w := range tt.want {
@@ -318,7 +319,7 @@ func TestStableConnectionResetsBackoff(t *testing.T) {
 	srv := newScriptedServer(t, modeDrop, modeDrop, modeHoldUntil, modeHold)
 	b, clk := newTestBroker(t, Config{Connector: &tcpConnector{}})
 	rec := newRecorder(t, b)
-	if err := b.Apply([]messages.ServerSpec{{ID: "srv", FURL: srv.addr(), Key: "k"}}); err != nil {
+	if err := b.Apply([]messages.ServerSpec{tcpSpec("srv", srv.addr())}); err != nil {
 		t.Fatal(err)
 	}
 	var delays []time.Duration
@@ -347,8 +348,9 @@ func TestStatusWhileConnectedAndWaiting(t *testing.T) {
 	conn := &tcpConnector{}
 	b, clk := newTestBroker(t, Config{Connector: conn})
 	rec := newRecorder(t, b)
-	sp := messages.ServerSpec{ID: "srv", Nickname: "alpha", FURL: srv.addr(), Key: "k", RevealsIP: true,
-		Announcement: map[string]any{"my-version": "tahoe-lafs/1.19.0"}}
+	sp := tcpSpec("srv", srv.addr())
+	sp.Nickname, sp.RevealsIP = "alpha", true
+	sp.Announcement = map[string]any{"my-version": "tahoe-lafs/1.19.0"}
 	if st, ok := b.Server("srv"); ok {
 		t.Fatalf("Server before Apply = %+v", st)
 	}

@@ -27,9 +27,9 @@ const (
 	PerAttempt IdentityPolicy = iota
 
 	// PerServer makes one identity per server and keeps it for as long as
-	// the server's entry keeps its Key (Tahoe-LAFS's behaviour: one Tub per
+	// the server's entry asks for the same connection (Tahoe-LAFS's behaviour: one Tub per
 	// NativeStorageServer). It survives reconnections and restarts of the
-	// child actor after a panic; it is replaced when the Key changes or
+	// child actor after a panic; it is replaced when the connection changes or
 	// the broker actor itself restarts.
 	PerServer
 )
@@ -83,7 +83,7 @@ type (
 	// when another server connected at at; see peerConnected.
 	peerConnected struct{ at time.Time }
 	// updateSpec: broker actor → server actor. The spec changed in fields
-	// other than Key.
+	// that do not change the connection.
 	updateSpec struct{ spec messages.ServerSpec }
 	// crash: anyone → any broker actor. Panic with reason; a test and
 	// debugging hook for the supervision paths.

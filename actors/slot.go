@@ -10,9 +10,9 @@ import (
 )
 
 // A slot is everything the broker keeps about one child for the life of
-// one ServerSpec Key: it outlives restarts of the child actor (so that
+// one connection (a FURL and a policy): it outlives restarts of the child actor (so that
 // backoff counters, the PerServer identity and the restart count survive a
-// panic) and is replaced, with a new child, when the Key changes.
+// panic) and is replaced, with a new child, when the connection changes.
 //
 // The unexported plain fields belong to the child actor and are only touched
 // from its mailbox; successive incarnations of the child run on the same

@@ -174,7 +174,7 @@ func TestKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer others.Close()
-	if err := others.Apply([]messages.ServerSpec{{ID: "i1", Key: "k"}}); err != nil {
+	if err := others.Apply([]messages.ServerSpec{spec("i1", "k")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := others.WhenConnected(context.Background(), 1); err != nil {

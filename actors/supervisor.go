@@ -116,7 +116,8 @@ func (a *brokerActor) Receive(ctx actor.Context) {
 }
 
 // reconcile brings the children in line with the desired set. A child whose
-// Key changed is only stopped here; its replacement is spawned by the
+// connection changed (see messages.ServerSpec.SameConnection) is only
+// stopped here; its replacement is spawned by the
 // reconcile that follows its Terminated, because its name is taken until
 // then (protoactor's ErrNameExists).
 func (a *brokerActor) reconcile(ctx actor.Context) {
@@ -129,7 +130,7 @@ func (a *brokerActor) reconcile(ctx actor.Context) {
 		}
 		spec, ok := a.b.desired[id]
 		switch {
-		case !ok || spec.Key != c.spec.Key:
+		case !ok || !spec.SameConnection(c.spec):
 			c.stopping = true
 			ctx.Stop(c.pid)
 		case !reflect.DeepEqual(spec, c.spec):

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"iter"
 	"maps"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -121,12 +120,7 @@ func (e Entry) SameEffect(o Entry) bool {
 	return e.FURL.Equal(o.FURL) && slices.Equal(e.NURLs, o.NURLs) && policyEqual(e.Policy, o.Policy)
 }
 
-func policyEqual(a, b hints.Policy) bool {
-	if eq, ok := any(a).(interface{ Equal(hints.Policy) bool }); ok {
-		return eq.Equal(b)
-	}
-	return reflect.DeepEqual(a, b)
-}
+func policyEqual(a, b hints.Policy) bool { return a.Equal(b) }
 
 // A ServerMap is an immutable set of storage servers keyed by server id.
 // The nil *ServerMap is an empty map. Build one with [Merge].

@@ -2,6 +2,7 @@ package hints
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -392,4 +393,27 @@ var pyPrivate4 = []netip.Prefix{
 var pyPrivate4Except = []netip.Addr{
 	netip.MustParseAddr("192.0.0.9"),
 	netip.MustParseAddr("192.0.0.10"),
+}
+
+// Equal reports whether p and q are the same policy: the same handler for
+// each hint type, the same available handlers, the same hint types
+// overridden and the same reveal-IP-address. A nil map equals an empty one.
+func (p Policy) Equal(q Policy) bool {
+	return p.RevealIP == q.RevealIP && maps.Equal(p.Handlers, q.Handlers) &&
+		sameTrue(p.Available, q.Available) && sameTrue(p.Overridden, q.Overridden)
+}
+
+// sameTrue reports whether a and b hold true for the same keys.
+func sameTrue[K comparable](a, b map[K]bool) bool {
+	for k, v := range a {
+		if v != b[k] {
+			return false
+		}
+	}
+	for k, v := range b {
+		if v != a[k] {
+			return false
+		}
+	}
+	return true
 }

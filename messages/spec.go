@@ -23,8 +23,10 @@ type ServerSpec struct {
 	// configuration. Display only.
 	Nickname string
 
-	// FURL is the Foolscap URL to connect to (pb://TUBID@HINTS/SWISSNUM).
-	FURL string
+	// FURL is the Foolscap URL to connect to, parsed where it entered
+	// (a configuration file, an announcement). Its Hints slice is shared
+	// and must not be modified.
+	FURL hints.FURL
 
 	// NURLs are the server's HTTPS storage NURLs, parsed where the
 	// announcement entered the configuration.
@@ -45,27 +47,31 @@ type ServerSpec struct {
 	// "introducer:<petname>", "cache:<petname>", …). Display only.
 	Source string
 
-	// Key changes if and only if the effective connection entry (the FURL
-	// and the connection policy applied to it) changed. The broker diffs on
-	// Key alone: an entry whose Key is unchanged keeps its child actor, its
-	// identity and its live connection; an entry whose Key changed is torn
-	// down and connected afresh with a new identity.
-	Key string
-
 	// RevealsIP reports whether connecting to this server under its policy
 	// can reveal the client's IP address (a direct TCP hint is in use).
 	RevealsIP bool
 
 	// Policy decides which handler may dial each of the FURL's hints. The
-	// broker passes it to the Connector untouched; Key must change when it
-	// does. Its maps are shared and must not be modified.
+	// broker passes it to the Connector untouched. Its maps are shared and
+	// must not be modified.
 	Policy hints.Policy
 }
 
-// Clone returns a copy of s whose Announcement map is not shared with s. The
-// values inside the map are not copied.
+// SameConnection reports whether s and o ask for the same connection: the
+// same FURL, the same policy, the same protocol and, for "https", the same
+// NURLs. The broker diffs on it: a server whose new spec is the same
+// connection keeps its child actor, its identity and its live connection;
+// any other is torn down and connected afresh with a new identity.
+func (s ServerSpec) SameConnection(o ServerSpec) bool {
+	return s.FURL.Equal(o.FURL) && s.Policy.Equal(o.Policy) && s.Protocol == o.Protocol &&
+		(s.Protocol != "https" || slices.Equal(s.NURLs, o.NURLs))
+}
+
+// Clone returns a copy of s whose Announcement map, NURLs and FURL hints are
+// not shared with s. The values inside the map are not copied.
 func (s ServerSpec) Clone() ServerSpec {
 	s.Announcement = maps.Clone(s.Announcement)
 	s.NURLs = slices.Clone(s.NURLs)
+	s.FURL.Hints = slices.Clone(s.FURL.Hints)
 	return s
 }
