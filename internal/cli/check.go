@@ -171,6 +171,7 @@ func (k *checker) run() {
 	cfg, err := config.LoadTahoeConfig(cfgPath)
 	if err != nil {
 		k.addErr("error", cfgPath, err)
+		k.add("warning", cfgPath, 0, "", "the other files are checked with Tahoe's default settings")
 		cfg = config.DefaultTahoeConfig()
 	} else if _, err := os.Stat(cfgPath); err != nil {
 		k.add("warning", cfgPath, 0, "", "missing: this is not a Tahoe node directory, or the node was never created (Tahoe's defaults apply)")

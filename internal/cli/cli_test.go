@@ -491,6 +491,18 @@ func TestCheckBroken(t *testing.T) {
 	}
 }
 
+func TestCheckTahoeCfg(t *testing.T) {
+	dir := goldenNode(t)
+	cfg := strings.Replace(readFile(t, config.TahoeCfgPath(dir)), "tcp = tor\n", "tcp = tor\nudp = tor\n", 1)
+	os.WriteFile(config.TahoeCfgPath(dir), []byte(cfg), 0o600)
+	r := run(t, dir, "check", "-d", "NODEDIR")
+	want := "NODEDIR/tahoe.cfg: warning: the other files are checked with Tahoe's default settings\n" +
+		"NODEDIR/tahoe.cfg:51: [connections] udp: not a valid key in [connections] (valid: tcp)\n"
+	if r.code != ExitFailure || !strings.HasPrefix(r.stdout, want) {
+		t.Errorf("exit %d:\n%s\nwant it to start with\n%s", r.code, r.stdout, want)
+	}
+}
+
 func TestCheckNullStorage(t *testing.T) {
 	dir := goldenNode(t)
 	os.WriteFile(config.ServersPath(dir), []byte("# nothing yet\nstorage:\n"), 0o600)
