@@ -3,7 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -120,13 +119,11 @@ func runCheck(_ context.Context, c *cmdContext) int {
 		}
 	}
 	if c.json {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
 		fs := k.findings
 		if fs == nil {
 			fs = []finding{}
 		}
-		enc.Encode(struct {
+		writeJSON(c.stdout, struct {
 			NodeDir  string    `json:"node_dir"`
 			Errors   int       `json:"errors"`
 			Warnings int       `json:"warnings"`

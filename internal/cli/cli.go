@@ -10,6 +10,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+
+	"github.com/tubfarm/tubfarm/internal/termsafe"
 )
 
 // Exit statuses, stable for scripts.
@@ -262,4 +265,16 @@ var versionCmd = &command{
 		fmt.Fprintf(c.stdout, "tubfarm %s\n", version())
 		return ExitOK
 	},
+}
+
+// writeJSON writes v as indented JSON and a newline. Characters that
+// encoding/json leaves raw but a terminal would act on (C1 controls, bidi
+// overrides) are written as \u escapes: the value decodes the same.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(termsafe.JSON(b), '\n'))
+	return err
 }

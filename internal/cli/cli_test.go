@@ -694,3 +694,36 @@ func TestStatusOnceNotConnected(t *testing.T) {
 		t.Errorf("status created node.pem: %v", err)
 	}
 }
+
+// TestPeerTextEscaped puts control characters, an ANSI sequence and a bidi
+// override in a cached nickname (a server chooses it): no command prints
+// them raw.
+func TestPeerTextEscaped(t *testing.T) {
+	dir := goldenNode(t)
+	path := config.CachePath(dir, "alpha")
+	data := strings.Replace(readFile(t, path), "nickname: storage-1", `nickname: "evil\e]0;owned\a\u202Efiles\x9b2J"`, 1)
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"servers", "-d", "NODEDIR"},
+		{"servers", "--json", "-d", "NODEDIR"},
+		{"check", "--json", "-d", "NODEDIR"},
+		{"pin", "--dry-run", "-d", "NODEDIR", idStorage1},
+	} {
+		r := run(t, dir, args...)
+		if r.code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, r.code, r.stderr)
+		}
+		for _, out := range []string{r.stdout, r.stderr} {
+			for _, c := range out {
+				if c != '\n' && (c < 0x20 || c >= 0x7f && c <= 0x9f || c == '\u202e') {
+					t.Fatalf("%v printed %U:\n%q", args, c, out)
+				}
+			}
+		}
+		if args[1] != "--json" && !strings.Contains(r.stdout, `evil\x1b]0;owned\x07`) {
+			t.Errorf("%v: the nickname is not shown escaped:\n%s", args, r.stdout)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -412,9 +411,7 @@ func validateEdit(path string, before, after []byte, cfg *config.TahoeConfig, id
 
 func (c *cmdContext) report(res editResult) int {
 	if c.json {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(c.stdout, res); err != nil {
 			return c.fail("%v", err)
 		}
 		return ExitOK

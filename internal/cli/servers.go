@@ -177,8 +177,6 @@ func runServers(_ context.Context, c *cmdContext) int {
 	}
 	views := viewServers(n)
 	if c.json {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
 		if views == nil {
 			views = []serverView{}
 		}
@@ -186,7 +184,7 @@ func runServers(_ context.Context, c *cmdContext) int {
 		for _, w := range n.Warnings {
 			warnings = append(warnings, w.Error())
 		}
-		if err := enc.Encode(struct {
+		if err := writeJSON(c.stdout, struct {
 			NodeDir  string       `json:"node_dir"`
 			Servers  []serverView `json:"servers"`
 			Warnings []string     `json:"warnings"`

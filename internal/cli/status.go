@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -124,9 +123,7 @@ func runStatus(ctx context.Context, c *cmdContext) int {
 	all := view.WaitConnected(ctx, total, o.timeout)
 	if once {
 		rep := handler.Report()
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(c.stdout, rep); err != nil {
 			return c.fail("%v", err)
 		}
 		if !all || total == 0 {
