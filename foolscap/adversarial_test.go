@@ -404,3 +404,45 @@ func waitTableBelow(t *testing.T, c, s *Conn, n int) {
 	}
 	t.Fatalf("references not released")
 }
+
+// FuzzDecodeCost checks, on every input, the bound the hostile families
+// check at chosen sizes: decoding a stream (generic and PB, with the
+// default Limits), hashing its keys and describing each value it yields
+// allocate at most a constant per input byte plus a fixed allowance, and
+// hash at most a constant per byte. Seeds are the families' scripts at
+// small sizes and the wire captures.
+func FuzzDecodeCost(f *testing.F) {
+	for _, fam := range hostileFamilies() {
+		var b bw
+		fam.script(&b, min(fam.sizes[0], 64))
+		f.Add(b.buf)
+	}
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, pb := range []bool{false, true} {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			d := NewDecoder(bytes.NewReader(in), DecoderOptions{Vocab: 1})
+			d.pb = pb
+			for {
+				v, err := d.Decode()
+				if err != nil && !isViolation(err) {
+					break
+				}
+				if len(describe(v, 256)) > 256+len("…") {
+					t.Fatalf("describe exceeded its cap")
+				}
+			}
+			runtime.ReadMemStats(&after)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			if limit := maxAllocPerByte*uint64(len(in)) + 64<<10; alloc > limit {
+				t.Fatalf("pb=%v: %d bytes allocated for %d bytes of input (limit %d)", pb, alloc, len(in), limit)
+			}
+			if h := d.hashed.Load(); h > maxHashPerByte*int64(len(in))+1024 {
+				t.Fatalf("pb=%v: %d bytes hashed for %d bytes of input", pb, h, len(in))
+			}
+		}
+	})
+}
