@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -237,6 +238,7 @@ func TestListenError(t *testing.T) {
 // limit of negotiations; the rest are closed unread; the client succeeds.
 func TestListenerHalfOpenFlood(t *testing.T) {
 	const flood = 3000
+	goroutines := runtime.NumGoroutine()
 	_, serverID := idPair(t, false)
 	tub := NewTub(serverID)
 	tub.SetLocation("tcp:127.0.0.1:1")
@@ -291,7 +293,7 @@ func TestListenerHalfOpenFlood(t *testing.T) {
 	// The listener accepts in order, so every flood connection was
 	// accepted (and counted or refused) before the client's.
 	st := l.Stats()
-	t.Logf("after %d half-open connections: %+v", flood, st)
+	t.Logf("after %d half-open connections: %+v, %d more goroutines", flood, st, runtime.NumGoroutine()-goroutines)
 	if st.PeakPerHost > DefaultMaxNegotiationsPerHost || st.PeakNegotiating > DefaultMaxNegotiationsPerHost+1 {
 		t.Errorf("peak negotiations %d (per host %d), limits %d per host", st.PeakNegotiating, st.PeakPerHost, DefaultMaxNegotiationsPerHost)
 	}
