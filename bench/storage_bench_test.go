@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/hints"
@@ -95,8 +96,11 @@ const shareSize = 64 << 20
 
 // BenchmarkShare64MiB uploads and downloads a 64 MiB immutable share
 // through the typed API, in 1 MiB writes and reads (Tahoe's block-sized
-// requests), over both protocols, beside the bare TLS throughput of the
-// same loopback (tls-upload, tls-download).
+// requests), over HTTPS storage and over Foolscap, and moves 64 MiB over a
+// bare TLS connection of the same loopback in the same 1 MiB writes. The
+// three are interleaved in every iteration, so that they share the
+// machine's state (heap, load); each reports its own MB/s, and the ratios
+// to bare TLS are reported as https/tls and foolscap/tls.
 func BenchmarkShare64MiB(b *testing.B) {
 	s := startStore(b)
 	ctx := context.Background()
@@ -105,7 +109,6 @@ func BenchmarkShare64MiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	data := bytes.Repeat([]byte("0123456789abcdef"), shareSize/16)
-	lease := storage.LeaseSecrets{}
 	conn, fs, err := foolscapSession(ctx, s, id)
 	if err != nil {
 		b.Fatal(err)
@@ -113,60 +116,91 @@ func BenchmarkShare64MiB(b *testing.B) {
 	defer conn.Close()
 	hs := httpstorage.New(s.NURL, httpstorage.Config{Dial: hints.DirectTCP(nil)})
 	defer hs.Close()
+	raw := startTLSPipe(b, data)
+	defer raw.close()
+	protos := []storage.Server{hs, fs}
+
 	n := 0
-	for _, p := range []storage.Server{hs, fs} {
-		b.Run(p.Protocol()+"-upload", func(b *testing.B) {
-			b.SetBytes(shareSize)
-			for b.Loop() {
-				n++
-				si := storage.Index{byte(n), byte(n >> 8), 1}
-				a, err := p.AllocateBuckets(ctx, si, lease, []storage.ShareNum{0}, shareSize)
-				if err != nil {
-					b.Fatal(err)
-				}
-				w := a.Writers[0]
-				for off := 0; off < shareSize; off += storage.MaxChunk {
-					if err := w.Write(ctx, uint64(off), data[off:off+storage.MaxChunk]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := w.Close(ctx); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
-				s.Store.Drop(si) // keep memory flat
-				b.StartTimer()
-			}
-		})
+	upload := func(p storage.Server) error {
+		n++
+		si := storage.Index{byte(n), byte(n >> 8), 1}
+		a, err := p.AllocateBuckets(ctx, si, storage.LeaseSecrets{}, []storage.ShareNum{0}, shareSize)
+		if err != nil {
+			return err
+		}
+		if err := writeAll(ctx, a.Writers[0], data); err != nil {
+			return err
+		}
+		s.Store.Drop(si) // keep memory flat
+		return nil
 	}
-	// One share to download, written once.
-	si := storage.Index{0xff}
-	a, err := hs.AllocateBuckets(ctx, si, lease, []storage.ShareNum{0}, shareSize)
+	b.Run("upload", func(b *testing.B) {
+		var d [3]time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if err := raw.up(); err != nil {
+				b.Fatal(err)
+			}
+			d[0] += time.Since(start)
+			for i, p := range protos {
+				start := time.Now()
+				if err := upload(p); err != nil {
+					b.Fatal(err)
+				}
+				d[i+1] += time.Since(start)
+			}
+		}
+		reportShare(b, d)
+	})
+
+	si := storage.Index{0xff} // one share to download, written once
+	a, err := hs.AllocateBuckets(ctx, si, storage.LeaseSecrets{}, []storage.ShareNum{0}, shareSize)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := writeAll(ctx, a.Writers[0], data); err != nil {
 		b.Fatal(err)
 	}
-	for _, p := range []storage.Server{hs, fs} {
-		b.Run(p.Protocol()+"-download", func(b *testing.B) {
-			b.SetBytes(shareSize)
-			rs, err := p.GetBuckets(ctx, si)
-			if err != nil {
+	var readers []storage.BucketReader
+	for _, p := range protos {
+		rs, err := p.GetBuckets(ctx, si)
+		if err != nil {
+			b.Fatal(err)
+		}
+		readers = append(readers, rs[0])
+	}
+	b.Run("download", func(b *testing.B) {
+		var d [3]time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if err := raw.down(); err != nil {
 				b.Fatal(err)
 			}
-			for b.Loop() {
+			d[0] += time.Since(start)
+			for i, r := range readers {
+				start := time.Now()
 				for off := uint64(0); off < shareSize; off += storage.MaxChunk {
-					got, err := rs[0].Read(ctx, off, storage.MaxChunk)
+					got, err := r.Read(ctx, off, storage.MaxChunk)
 					if err != nil || len(got) != storage.MaxChunk {
 						b.Fatalf("read at %d: %d bytes, %v", off, len(got), err)
 					}
 				}
+				d[i+1] += time.Since(start)
 			}
-		})
-	}
-	b.Run("tls-upload", func(b *testing.B) { benchTLS(b, data, true) })
-	b.Run("tls-download", func(b *testing.B) { benchTLS(b, data, false) })
+		}
+		reportShare(b, d)
+	})
+}
+
+// reportShare reports MB/s of bare TLS, HTTPS and Foolscap, and the two
+// ratios to bare TLS.
+func reportShare(b *testing.B, d [3]time.Duration) {
+	mbs := func(t time.Duration) float64 { return float64(b.N) * shareSize / 1e6 / t.Seconds() }
+	b.ReportMetric(mbs(d[0]), "tls-MB/s")
+	b.ReportMetric(mbs(d[1]), "https-MB/s")
+	b.ReportMetric(mbs(d[2]), "foolscap-MB/s")
+	b.ReportMetric(mbs(d[1])/mbs(d[0]), "https/tls")
+	b.ReportMetric(mbs(d[2])/mbs(d[0]), "foolscap/tls")
 }
 
 func writeAll(ctx context.Context, w storage.BucketWriter, data []byte) error {
@@ -178,10 +212,17 @@ func writeAll(ctx context.Context, w storage.BucketWriter, data []byte) error {
 	return w.Close(ctx)
 }
 
-// benchTLS moves 64 MiB over one TLS 1.3 connection on loopback in 1 MiB
-// writes, and waits for a one-byte acknowledgement: the ceiling for both
-// protocols.
-func benchTLS(b *testing.B, data []byte, up bool) {
+// tlsPipe is one TLS 1.3 connection on loopback to a server that, on "u",
+// reads 64 MiB and acknowledges with one byte, and on "d" sends 64 MiB:
+// the ceiling for both protocols.
+type tlsPipe struct {
+	c    *tls.Conn
+	ln   net.Listener
+	wg   sync.WaitGroup
+	data []byte
+}
+
+func startTLSPipe(b *testing.B, data []byte) *tlsPipe {
 	id, err := tubtls.NewEphemeral()
 	if err != nil {
 		b.Fatal(err)
@@ -190,27 +231,26 @@ func benchTLS(b *testing.B, data []byte, up bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
-	var wg sync.WaitGroup
-	wg.Add(1)
+	p := &tlsPipe{ln: ln, data: data}
+	p.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		buf := make([]byte, 1)
+		cmd := make([]byte, 1)
 		for {
-			if up {
+			if _, err := io.ReadFull(c, cmd); err != nil {
+				return
+			}
+			if cmd[0] == 'u' {
 				if _, err := io.CopyN(io.Discard, c, shareSize); err != nil {
 					return
 				}
-				c.Write(buf)
+				c.Write(cmd)
 				continue
-			}
-			if _, err := c.Read(buf); err != nil {
-				return
 			}
 			for off := 0; off < shareSize; off += storage.MaxChunk {
 				if _, err := c.Write(data[off : off+storage.MaxChunk]); err != nil {
@@ -219,31 +259,37 @@ func benchTLS(b *testing.B, data []byte, up bool) {
 			}
 		}
 	}()
-	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
+	if p.c, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true}); err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(shareSize)
-	ack := make([]byte, 1)
-	for b.Loop() {
-		if up {
-			for off := 0; off < shareSize; off += storage.MaxChunk {
-				if _, err := c.Write(data[off : off+storage.MaxChunk]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if _, err := io.ReadFull(c, ack); err != nil {
-				b.Fatal(err)
-			}
-			continue
-		}
-		c.Write(ack)
-		if _, err := io.CopyN(io.Discard, c, shareSize); err != nil {
-			b.Fatal(err)
+	return p
+}
+
+func (p *tlsPipe) up() error {
+	if _, err := p.c.Write([]byte("u")); err != nil {
+		return err
+	}
+	for off := 0; off < shareSize; off += storage.MaxChunk {
+		if _, err := p.c.Write(p.data[off : off+storage.MaxChunk]); err != nil {
+			return err
 		}
 	}
-	c.Close()
-	wg.Wait()
+	_, err := io.ReadFull(p.c, make([]byte, 1))
+	return err
+}
+
+func (p *tlsPipe) down() error {
+	if _, err := p.c.Write([]byte("d")); err != nil {
+		return err
+	}
+	_, err := io.CopyN(io.Discard, p.c, shareSize)
+	return err
+}
+
+func (p *tlsPipe) close() {
+	p.c.Close()
+	p.ln.Close()
+	p.wg.Wait()
 }
 
 // BenchmarkTransports100: one get_version to each of 100 HTTPS storage

@@ -57,6 +57,7 @@ type Store struct {
 	slots    map[storage.Index]*slot
 	leases   map[storage.Index]int
 	advice   []Advice
+	spare    [][]byte // buffers of dropped shares, for reuse
 }
 
 // Advice is one corruption advisory the store received.
@@ -177,7 +178,7 @@ func (s *Store) Write(si storage.Index, n storage.ShareNum, offset uint64, data 
 		return false, nil, refuse(500, "allmydata.storage.common.DataTooLargeError", "write of %d bytes at %d past the allocated %d", len(data), offset, u.size)
 	}
 	if u.data == nil {
-		u.data = make([]byte, u.size) // the whole share at once, as a file would be
+		u.data = s.buffer(u.size) // the whole share at once, as a file would be
 	}
 	for _, w := range u.written {
 		lo, hi := max(w.begin, offset), min(w.end, end)
@@ -477,10 +478,31 @@ func (s *Store) Drop(si storage.Index) {
 	defer s.mu.Unlock()
 	for _, d := range s.complete[si] {
 		s.used -= uint64(len(d))
+		s.keepSpare(d)
 	}
 	for _, u := range s.uploads[si] {
 		s.used -= u.size
+		s.keepSpare(u.data)
 	}
 	delete(s.complete, si)
 	delete(s.uploads, si)
+}
+
+// buffer returns n bytes for a share: a dropped share's buffer of that size
+// if there is one (its bytes are all overwritten before the share can be
+// read), else new memory.
+func (s *Store) buffer(n uint64) []byte {
+	for i, b := range s.spare {
+		if uint64(len(b)) == n {
+			s.spare = slices.Delete(s.spare, i, i+1)
+			return b
+		}
+	}
+	return make([]byte, n)
+}
+
+func (s *Store) keepSpare(b []byte) {
+	if len(b) >= 1<<20 && len(s.spare) < 4 {
+		s.spare = append(s.spare, b[:cap(b)])
+	}
 }
