@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -724,6 +727,60 @@ func TestPeerTextEscaped(t *testing.T) {
 		}
 		if args[1] != "--json" && !strings.Contains(r.stdout, `evil\x1b]0;owned\x07`) {
 			t.Errorf("%v: the nickname is not shown escaped:\n%s", args, r.stdout)
+		}
+	}
+}
+
+// TestStatusLive runs status without --once on a pipe (not a terminal):
+// plain lines, no escape sequence, the status page served on --http,
+// until interrupted.
+func TestStatusLive(t *testing.T) {
+	dir := goldenNode(t)
+	cfg := strings.Replace(readFile(t, config.TahoeCfgPath(dir)), "socks.port = tcp:127.0.0.1:9050", "socks.port = tcp:"+nettest.RefusedAddr(t), 1)
+	os.WriteFile(config.TahoeCfgPath(dir), []byte(cfg), 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"status", "-d", dir, "--timeout", "200ms", "--http", "127.0.0.1:0"}, Env{Stdout: pw, Stderr: &stderr})
+		pw.Close()
+	}()
+	var out strings.Builder
+	sc := bufio.NewScanner(pr)
+	url := ""
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if _, u, ok := strings.Cut(line, "status page: "); ok && url == "" {
+			url, _, _ = strings.Cut(u, " ")
+		}
+		if strings.HasPrefix(line, "ready: status page at ") {
+			resp, err := http.Get(url + "status?t=json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep status.Report
+			err = json.NewDecoder(resp.Body).Decode(&rep)
+			resp.Body.Close()
+			if err != nil || rep.Total != 8 {
+				t.Errorf("status JSON from %s: %v, total %d", url, err, rep.Total)
+			}
+			cancel()
+		}
+	}
+	if code := <-done; code != ExitOK {
+		t.Errorf("exit %d: %s", code, stderr.String())
+	}
+	got := out.String()
+	if strings.ContainsRune(got, '\x1b') {
+		t.Errorf("escape sequences on a non-terminal:\n%q", got)
+	}
+	for _, want := range []string{"tubfarm status of " + dir + " (node operator)\n", "connecting: [........................] 0 of 8 servers connected",
+		"Connected to 0 of 8 known storage servers\n", "  NICKNAME  ", "shutting down\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
 		}
 	}
 }
