@@ -43,9 +43,11 @@ import (
 //
 // Shared structure: a Python sender replaces a second occurrence of the same
 // list, tuple, dict or set inside one message with a "reference" sequence;
-// the decoder resolves it to the same Go value. The Go encoder never sends
-// references: a value that appears twice is sent twice. Cycles cannot be
-// decoded ([ErrBadValue]).
+// the decoder resolves it to the same Go value, and charges the reference
+// what the value cost against [Limits].MaxMessageSize, as if it had been
+// sent again (a program walking the value walks it again). The Go encoder
+// never sends references: a value that appears twice is sent twice. Cycles
+// cannot be decoded ([ErrBadValue]).
 
 // Tuple is a Python tuple.
 type Tuple []any
