@@ -784,3 +784,22 @@ func TestStatusLive(t *testing.T) {
 		}
 	}
 }
+
+// TestPinFreshNode pins into a node directory that has only tahoe.cfg and
+// the caches' directory is missing: errors are clear, and a node without
+// private/ gets one.
+func TestPinFreshNode(t *testing.T) {
+	r := run(t, "", "pin", "-d", filepath.Join(t.TempDir(), "nope"), "x")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "does not exist") {
+		t.Errorf("missing node dir: exit %d, %q", r.code, r.stderr)
+	}
+	dir := t.TempDir()
+	os.WriteFile(config.TahoeCfgPath(dir), []byte("[node]\nnickname = fresh\n"), 0o600)
+	r = run(t, dir, "pin", "-d", "NODEDIR", "x")
+	if r.code != ExitFailure || r.stderr != "tubfarm pin: no server has the id, id prefix or nickname \"x\"\n" {
+		t.Errorf("empty node: exit %d, %q", r.code, r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "private")); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("private/: %v", err)
+	}
+}

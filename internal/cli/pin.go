@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -116,9 +117,13 @@ func checkHintFlags(list []string) error {
 	return nil
 }
 
-// withLock runs f holding the servers.yaml lock of dir.
+// withLock runs f holding the servers.yaml lock of dir, creating
+// NODEDIR/private (mode 0700, as Tahoe does) if it is missing.
 func withLock(dir string, f func() int) (code int, err error) {
-	if _, err := os.Stat(config.ServersPath(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := checkNodeDir(dir); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(config.ServersPath(dir)), 0o700); err != nil {
 		return 0, err
 	}
 	unlock, err := lockFile(config.ServersPath(dir) + ".lock")
