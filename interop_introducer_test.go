@@ -21,6 +21,7 @@ import (
 	"github.com/tubfarm/tubfarm/internal/grid"
 	"github.com/tubfarm/tubfarm/internal/introducerserver"
 	"github.com/tubfarm/tubfarm/internal/pyfoolscap"
+	"github.com/tubfarm/tubfarm/introducer"
 	"github.com/tubfarm/tubfarm/messages"
 )
 
@@ -363,6 +364,17 @@ func TestInteropCacheReadByTahoeRules(t *testing.T) {
 	for i, s := range g.Servers {
 		publish(t, in, s, int64(i+1))
 	}
+	// And one whose strings and numbers test the cache's quoting.
+	tricky := g.Servers[0].Announcement(1)
+	tricky["nickname"] = "yes: no \"q\" \\ #x\t\x7f\u0085\u2028\ufeff é 😀"
+	tricky["x-values"] = []any{"null", "~", "1e3", 1.5, 1e300, int64(-7), true, nil, map[string]any{"- k": []any{}}}
+	ts, err := config.Sign(hostileKey(t), tricky)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := in.Publish(ts); r != introducer.Accepted {
+		t.Fatal(r, err)
+	}
 	dir := t.TempDir()
 	if err := grid.WriteNodeDir(dir, grid.NodeDir{IntroducerFURLs: map[string]string{"alpha": in.FURL}}); err != nil {
 		t.Fatal(err)
@@ -385,8 +397,8 @@ func TestInteropCacheReadByTahoeRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || len(c.Entries) != 3 {
-		t.Fatalf("python read %d entries, tubfarm %d; want 3", len(got), len(c.Entries))
+	if len(got) != 4 || len(c.Entries) != 4 {
+		t.Fatalf("python read %d entries, tubfarm %d; want 4", len(got), len(c.Entries))
 	}
 	for i, e := range c.Entries {
 		var key string
@@ -405,7 +417,7 @@ func TestInteropCacheReadByTahoeRules(t *testing.T) {
 			t.Errorf("entry %d: python (%s, %v), tubfarm (%s, %v)", i, key, pyAnn, e.Key, e.Announcement.Fields())
 		}
 	}
-	ids := []string{g.Servers[0].ID, g.Servers[1].ID, g.Servers[2].ID}
+	ids := []string{g.Servers[0].ID, g.Servers[1].ID, g.Servers[2].ID, ts.Key}
 	slices.Sort(ids)
 	for i, e := range c.Entries {
 		if e.Key != ids[i] || !e.Verified() {

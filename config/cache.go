@@ -196,20 +196,12 @@ func (y *yamlFile) announcement(n *yaml.Node, field string) (Announcement, error
 // keys sorted). Entries with Signed set are verified first and their "ann"
 // is taken from the signed message; an entry whose Announcement is set
 // and differs from it is an error. Unsigned entries must have a valid Key.
-func MarshalCache(entries []CacheEntry) ([]byte, error) { return marshalCache(entries, true) }
-
-// marshalCache encodes entries; with verify false, signed entries are
-// trusted to carry their verified Announcement.
-func marshalCache(entries []CacheEntry, verify bool) ([]byte, error) {
+func MarshalCache(entries []CacheEntry) ([]byte, error) {
 	out := make([]map[string]any, 0, len(entries))
 	for i, e := range entries {
 		item := map[string]any{"key_s": e.Key}
 		ann := e.Announcement
-		if e.Signed != nil && !verify && ann.fields != nil {
-			item["key_s"] = e.Signed.Key
-			item["msg"] = string(e.Signed.Msg)
-			item["sig"] = e.Signed.Sig
-		} else if e.Signed != nil {
+		if e.Signed != nil {
 			if e.Signed.Key != e.Key && e.Key != "" {
 				return nil, &FileError{Path: "cache", Field: "[" + itoa(i) + "]", Err: classErr(ErrConflict, "Key differs from Signed.Key")}
 			}
@@ -268,11 +260,12 @@ func WriteCache(path string, entries []CacheEntry) error {
 
 // WriteVerifiedCache is [WriteCache] for signed entries the caller has
 // already verified and whose Announcement is the verified one (the entries
-// of an introducer table, say): their signatures are not checked again,
-// which makes a large cache cheap to rewrite. It returns the number of
-// bytes written.
+// of an introducer table, say): their signatures are not checked again, and
+// the file is written by a small encoder of its own (double-quoted scalars,
+// each "ann" in flow style), which makes a large cache cheap to rewrite;
+// YAML loaders read the same data. It returns the number of bytes written.
 func WriteVerifiedCache(path string, entries []CacheEntry) (int, error) {
-	data, err := marshalCache(entries, false)
+	data, err := appendCacheYAML(make([]byte, 0, 1024*len(entries)), entries)
 	if err != nil {
 		return 0, &FileError{Path: path, Err: err}
 	}
