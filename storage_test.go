@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/tubfarm/tubfarm"
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/config"
@@ -76,7 +79,8 @@ func TestStorageProtocolChoice(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g, dir := startHTTPSGrid(t, 3, tc.cfg)
-			b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff})
+			reg := prometheus.NewPedanticRegistry()
+			b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, Registerer: reg})
 			ctx := testCtx(t)
 			if err := b.WhenConnected(ctx, 3); err != nil {
 				t.Fatal(err)
@@ -98,6 +102,10 @@ func TestStorageProtocolChoice(t *testing.T) {
 					t.Errorf("raw call over foolscap: %v", err)
 				}
 			}
+			sessions := testutil.ToFloat64(mustCounter(t, reg, "tubfarm_sessions_total", tc.want))
+			if sessions != 3 {
+				t.Errorf("tubfarm_sessions_total{protocol=%q} = %v, want 3", tc.want, sessions)
+			}
 			for _, s := range g.Servers {
 				if len(s.Store.Shares(storage.Index(indexOf(s.ID)))) != 1 {
 					t.Errorf("%s holds no share", s.Nickname)
@@ -105,6 +113,29 @@ func TestStorageProtocolChoice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustCounter returns the value of counter name{protocol=p} as a collector.
+func mustCounter(t *testing.T, reg *prometheus.Registry, name, p string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "protocol" && l.GetValue() == p {
+					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return m.GetCounter().GetValue() })
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{protocol=%q}", name, p)
+	return nil
 }
 
 func indexOf(id string) (si storage.Index) {

@@ -60,8 +60,9 @@ func foolscapSession(ctx context.Context, s *memstore.Server, id *tubtls.Identit
 }
 
 // BenchmarkStorageConnectVersion: a new session and one get_version, over
-// HTTPS storage and over Foolscap (identity made beforehand: the broker
-// makes one per attempt for either protocol).
+// HTTPS storage and over Foolscap, interleaved in every iteration (the
+// identity is made beforehand: the broker makes one per attempt for either
+// protocol). It reports each one's time and https/foolscap.
 func BenchmarkStorageConnectVersion(b *testing.B) {
 	s := startStore(b)
 	ctx := context.Background()
@@ -69,27 +70,30 @@ func BenchmarkStorageConnectVersion(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("https", func(b *testing.B) {
-		for b.Loop() {
-			c := httpstorage.New(s.NURL, httpstorage.Config{Dial: hints.DirectTCP(nil)})
-			if _, err := c.GetVersion(ctx); err != nil {
-				b.Fatal(err)
-			}
-			c.Close()
+	var dh, df time.Duration
+	for b.Loop() {
+		start := time.Now()
+		c := httpstorage.New(s.NURL, httpstorage.Config{Dial: hints.DirectTCP(nil)})
+		if _, err := c.GetVersion(ctx); err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("foolscap", func(b *testing.B) {
-		for b.Loop() {
-			conn, st, err := foolscapSession(ctx, s, id)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := st.GetVersion(ctx); err != nil {
-				b.Fatal(err)
-			}
-			conn.Close()
+		c.Close()
+		dh += time.Since(start)
+
+		start = time.Now()
+		conn, st, err := foolscapSession(ctx, s, id)
+		if err != nil {
+			b.Fatal(err)
 		}
-	})
+		if _, err := st.GetVersion(ctx); err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
+		df += time.Since(start)
+	}
+	b.ReportMetric(float64(dh.Microseconds())/float64(b.N), "https-µs/op")
+	b.ReportMetric(float64(df.Microseconds())/float64(b.N), "foolscap-µs/op")
+	b.ReportMetric(dh.Seconds()/df.Seconds(), "https/foolscap")
 }
 
 const shareSize = 64 << 20
@@ -320,9 +324,11 @@ func BenchmarkTransports100(b *testing.B) {
 	}
 	shared := newSharedClient(servers)
 	for _, mode := range []string{"cold", "warm"} {
-		b.Run("per-server/"+mode, func(b *testing.B) {
+		b.Run(mode, func(b *testing.B) {
 			cs := perServer()
+			var dp, ds time.Duration
 			for b.Loop() {
+				start := time.Now()
 				if mode == "cold" {
 					cs = perServer()
 				}
@@ -332,13 +338,9 @@ func BenchmarkTransports100(b *testing.B) {
 						c.Close()
 					}
 				}
-			}
-			for _, c := range cs {
-				c.Close()
-			}
-		})
-		b.Run("shared/"+mode, func(b *testing.B) {
-			for b.Loop() {
+				dp += time.Since(start)
+
+				start = time.Now()
 				if mode == "cold" {
 					shared.tr.CloseIdleConnections()
 				}
@@ -347,8 +349,15 @@ func BenchmarkTransports100(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				ds += time.Since(start)
+			}
+			for _, c := range cs {
+				c.Close()
 			}
 			shared.tr.CloseIdleConnections()
+			b.ReportMetric(float64(dp.Milliseconds())/float64(b.N), "per-server-ms/op")
+			b.ReportMetric(float64(ds.Milliseconds())/float64(b.N), "shared-ms/op")
+			b.ReportMetric(dp.Seconds()/ds.Seconds(), "per-server/shared")
 		})
 	}
 }
