@@ -441,8 +441,14 @@ func TestPinNoServersYAML(t *testing.T) {
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Fatalf("--dry-run wrote servers.yaml")
 	}
+	// A pin killed between writing and renaming left this behind.
+	stale := filepath.Join(dir, "private", ".servers.yaml.tmp-123")
+	os.WriteFile(stale, []byte("storage: {}\n"), 0o600)
 	if r = run(t, dir, "pin", "-d", "NODEDIR", "storage-1"); r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there: %v", err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {

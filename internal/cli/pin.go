@@ -131,7 +131,20 @@ func withLock(dir string, f func() int) (code int, err error) {
 		return 0, fmt.Errorf("locking %s.lock: %w", config.ServersPath(dir), err)
 	}
 	defer unlock()
+	removeStaleTemps(dir)
 	return f(), nil
+}
+
+// removeStaleTemps removes the temporary files a pin or unpin killed
+// between writing and renaming left behind (they hold swissnums). Only a
+// holder of the lock writes them, so under the lock none is in use.
+func removeStaleTemps(dir string) {
+	tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(config.ServersPath(dir)), ".servers.yaml.tmp-*"))
+	for _, t := range tmps {
+		if fi, err := os.Lstat(t); err == nil && fi.Mode().IsRegular() {
+			os.Remove(t)
+		}
+	}
 }
 
 func runPin(_ context.Context, c *cmdContext) int {
