@@ -371,7 +371,8 @@ func (b *Broker) AnnouncedBy() map[string][]string {
 
 // WhenIntroducersAnswered returns once every introducer has answered a
 // subscription at least once (or refused the version check), or with
-// ctx's error. With no introducers it returns at once.
+// ctx's error; the servers each announced until then are in the map (see
+// Servers). With no introducers it returns at once.
 func (b *Broker) WhenIntroducersAnswered(ctx context.Context) error { return b.disc.whenAnswered(ctx) }
 
 // SubscribeIntroducers returns every state change of the introducers'

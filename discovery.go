@@ -316,6 +316,7 @@ func (d *discovery) write(in *intro) error {
 
 // answered records the outcome of a subscription attempt on in.
 func (d *discovery) answered(in *intro, subscribed bool, version string, err error) {
+	d.merge() // what it announced is in the map before anyone hears it answered
 	in.mu.Lock()
 	in.answered, in.subscribed, in.version, in.err = true, subscribed, version, err
 	in.mu.Unlock()
@@ -501,7 +502,8 @@ func (d *discovery) wait(ctx context.Context, cond func([]messages.IntroducerSta
 }
 
 // whenAnswered returns once every introducer has answered a subscription
-// (or refused the version check) at least once.
+// (or refused the version check) at least once; what each announced before
+// answering is then in the broker's map.
 func (d *discovery) whenAnswered(ctx context.Context) error {
 	if d.ab == nil && len(d.intros) > 0 {
 		return errors.New("tubfarm: introducer discovery is disabled")

@@ -26,8 +26,10 @@ import (
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/internal/introducerserver"
 	"github.com/tubfarm/tubfarm/internal/liveview"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
+	"github.com/tubfarm/tubfarm/introducer"
 	"github.com/tubfarm/tubfarm/status"
 	"github.com/tubfarm/tubfarm/storage"
 )
@@ -53,8 +55,9 @@ type demo struct {
 
 	out     io.Writer // human-readable output: stdout, or stderr with -once
 	grid    *grid.Grid
-	dir     string // node directory
-	tempDir bool   // dir is ours to remove
+	intros  []*introducerserver.Server // alpha, beta
+	dir     string                     // node directory
+	tempDir bool                       // dir is ours to remove
 	broker  *tubfarm.Broker
 	handler *status.Handler
 	url     string // status page URL, if served
@@ -108,10 +111,23 @@ func (d *demo) run(ctx context.Context) (err error) {
 	d.view = &liveview.View{Broker: d.broker, Handler: d.handler, Out: d.out, TTY: d.tty,
 		Title: "tubfarm demo", Dir: d.dir, URL: d.url, Started: d.started}
 
+	if len(node.Introducers) > 0 {
+		// The servers come from the introducers' announcements: wait
+		// until each has answered (or the timeout), then count them.
+		wctx, cancel := context.WithTimeout(ctx, d.opts.timeout)
+		err := d.broker.WhenIntroducersAnswered(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			fmt.Fprintf(d.out, "warning: not every introducer answered within %v\n", d.opts.timeout)
+		}
+	}
 	total := len(d.broker.Servers())
 	if total == 0 {
 		if d.opts.once {
-			return fmt.Errorf("node directory %s defines no storage servers (no servers.yaml entries, no cached announcements)", d.dir)
+			return fmt.Errorf("node directory %s defines no storage servers (no servers.yaml entries, no announcements from introducers or their caches)", d.dir)
 		}
 		fmt.Fprintf(d.out, "warning: the node directory defines no storage servers yet\n")
 	}
@@ -181,15 +197,25 @@ func checkNodeDir(dir string) error {
 	return nil
 }
 
-// startGrid starts the demo's storage servers and writes a node directory
-// for them: introducer "alpha" knows the first two thirds, "beta" the last
-// two thirds, and servers.yaml overrides the last server.
+// startGrid starts the demo's storage servers and two introducers, and
+// writes a node directory for them with no caches: the servers publish
+// signed announcements to introducer "alpha" (the first two thirds,
+// seqnum 1) and "beta" (the last two thirds, seqnum 2, as a server bumps
+// its seqnum for each introducer), and servers.yaml overrides the last
+// server.
 func (d *demo) startGrid(ctx context.Context) error {
 	g, err := grid.Start(ctx, d.opts.servers, "storage", grid.Options{HTTPS: true})
 	if err != nil {
 		return fmt.Errorf("starting the demo grid: %w", err)
 	}
 	d.grid = g
+	for range 2 {
+		in, err := introducerserver.Start(ctx, introducerserver.Options{})
+		if err != nil {
+			return fmt.Errorf("starting the demo introducers: %w", err)
+		}
+		d.intros = append(d.intros, in)
+	}
 	dir, err := os.MkdirTemp("", "tubfarm-demo-")
 	if err != nil {
 		return err
@@ -203,15 +229,29 @@ func (d *demo) startGrid(ctx context.Context) error {
 	if d.opts.foolscap {
 		cfg += "\n[client]\nforce_foolscap = true\n"
 	}
+	for i, set := range [][]*grid.Server{alpha, beta} {
+		for _, s := range set {
+			signed, err := s.Signed(int64(i + 1))
+			if err != nil {
+				return err
+			}
+			if r, err := d.intros[i].Publish(signed); r != introducer.Accepted {
+				return fmt.Errorf("publishing %s: %s %v", s.Nickname, r, err)
+			}
+		}
+	}
 	return grid.WriteNodeDir(dir, grid.NodeDir{
-		TahoeCfg:    cfg,
-		Introducers: map[string][]*grid.Server{"alpha": alpha, "beta": beta},
-		Static:      []*grid.Server{last},
-		Connections: map[string]map[string]string{last.ID: {"tcp": "tcp"}},
+		TahoeCfg:        cfg,
+		IntroducerFURLs: map[string]string{"alpha": d.intros[0].FURL, "beta": d.intros[1].FURL},
+		Static:          []*grid.Server{last},
+		Connections:     map[string]map[string]string{last.ID: {"tcp": "tcp"}},
 	})
 }
 
 func (d *demo) closeGrid() {
+	for _, in := range d.intros {
+		in.Close()
+	}
 	if d.grid != nil {
 		d.grid.Close()
 	}
@@ -250,11 +290,11 @@ func (d *demo) printHeader(node *config.Node) {
 	if d.grid != nil {
 		n := len(d.grid.Servers)
 		fmt.Fprintf(w, "  grid:           %d storage servers on 127.0.0.1, each with its own port and identity\n", n)
-		fmt.Fprintf(w, "  introducers:    alpha announces %s, beta announces %s\n",
+		fmt.Fprintf(w, "  introducers:    two Go introducers on 127.0.0.1: alpha announces %s, beta announces %s (no caches: discovered live)\n",
 			nickRange(d.grid.Servers[:(2*n+2)/3]), nickRange(d.grid.Servers[n/3:]))
 		fmt.Fprintf(w, "  servers.yaml:   overrides %s\n", d.grid.Servers[n-1].Nickname)
 		if !d.opts.once && d.opts.chaos > 0 {
-			fmt.Fprintf(w, "  chaos:          one server stopped every ~%v for %v (seed %d)\n", d.opts.chaos, d.opts.downtime, d.opts.seed)
+			fmt.Fprintf(w, "  chaos:          one server (now and then an introducer) stopped every ~%v for %v (seed %d)\n", d.opts.chaos, d.opts.downtime, d.opts.seed)
 		}
 	}
 	fmt.Fprintf(w, "  node directory: %s\n", d.dir)
@@ -349,6 +389,22 @@ func (d *demo) chaos(ctx context.Context) {
 		wait := time.Duration(float64(d.opts.chaos) * (0.5 + rng.Float64()))
 		if !sleep(ctx, wait) {
 			return
+		}
+		if rng.IntN(4) == 0 {
+			// Now and then an introducer goes away: its servers stay
+			// connected, and the broker subscribes again when it is back.
+			in := d.intros[rng.IntN(len(d.intros))]
+			in.Stop()
+			d.event(fmt.Sprintf("chaos: stopped introducer %s; restarting it in %s", in.Addr(), status.Human(d.opts.downtime)))
+			if !sleep(ctx, d.opts.downtime) {
+				return
+			}
+			if err := in.Restart(ctx); err != nil {
+				d.event(fmt.Sprintf("chaos: restarting introducer %s failed: %v", in.Addr(), err))
+				continue
+			}
+			d.event(fmt.Sprintf("chaos: restarted introducer %s", in.Addr()))
+			continue
 		}
 		s := d.grid.Servers[rng.IntN(len(d.grid.Servers))]
 		if err := s.Stop(); err != nil {
