@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -232,4 +233,31 @@ func TestStorageBadNURL(t *testing.T) {
 			t.Errorf("%s: protocol %q, want %q", srv.Nickname(), p, want[srv.ID()])
 		}
 	}
+}
+
+// An HTTPS storage session ends when its server stops answering (the
+// session's get_version check), and the server is reconnected over HTTPS
+// when it is back: the same state machine and backoff as Foolscap.
+func TestStorageHTTPSReconnect(t *testing.T) {
+	g, dir := startHTTPSGrid(t, 1, "")
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, HTTPSPoll: 20 * time.Millisecond})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	srv := b.Servers()[0]
+	if err := g.Servers[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b, "the session to end", func() bool { return !srv.Connected() })
+	if err := g.Servers[0].Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WhenConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if p := srv.Status().Protocol; p != "https" {
+		t.Fatalf("protocol %q after the reconnection", p)
+	}
+	roundTrip(t, ctx, srv)
 }

@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -160,6 +161,12 @@ func (m *Mux) Close() error {
 		}
 		m.mu.Unlock()
 		m.webSide.Close()
+		// Shutdown waits for the connections net/http still lingers on
+		// (after an answer that left a body unread it waits up to 500 ms
+		// before closing); Close ends whatever is left after a bound.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		m.web.Shutdown(ctx)
+		cancel()
 		m.web.Close()
 	})
 	m.Foolscap.Close()
