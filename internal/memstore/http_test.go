@@ -91,4 +91,3 @@ func TestHTTPChecks(t *testing.T) {
 		})
 	}
 }
-
