@@ -146,8 +146,11 @@ func TestServersJSON(t *testing.T) {
 	if h := s6.Hints; len(h) != 1 || h[0].Handler != "tor" || !h[0].Usable || h[0].RevealsIP {
 		t.Errorf("storage-6 hints: %+v", h)
 	}
-	if !by[idNAS].HTTPS {
-		t.Errorf("nas announces NURLs but https_announced is false")
+	if nas := by[idNAS]; !nas.HTTPS || nas.Protocol != "https" || len(nas.NURLHints) != 1 || nas.NURLHints[0].Handler != "tor" {
+		t.Errorf("nas announces a NURL: https_announced %v, protocol %q, NURL hints %+v", nas.HTTPS, nas.Protocol, nas.NURLHints)
+	}
+	if s2 := by[idStorage2]; s2.Protocol != "foolscap" {
+		t.Errorf("storage-2 protocol %q", s2.Protocol)
 	}
 	for _, s := range got.Servers {
 		if s.RevealsIP {

@@ -76,6 +76,12 @@ type serverView struct {
 	Hints       []hintView        `json:"hints"`
 	RevealsIP   bool              `json:"reveals_ip"`
 	HTTPS       bool              `json:"https_announced"`
+	// Protocol is the storage protocol the broker uses: "https" when the
+	// announcement has usable NURLs (and [client] force_foolscap is not
+	// set), as Tahoe 1.19+ does, else "foolscap".
+	Protocol string `json:"protocol"`
+	// NURLHints are the NURLs' locations, decided like FURL hints.
+	NURLHints []hintView `json:"nurl_hints"`
 }
 
 type fileLine struct {
@@ -144,11 +150,22 @@ func viewServers(n *config.Node) []serverView {
 		}
 		v.Disagree = disagreement(byKey[e.ID])
 		for _, d := range e.Policy.DecideFURL(e.FURL) {
-			v.Hints = append(v.Hints, hintView{Hint: d.Raw, Handler: string(d.Handler), Usable: d.Usable, Status: d.Status, RevealsIP: d.RevealsIP})
+			v.Hints = append(v.Hints, newHintView(d))
+		}
+		v.Protocol, v.NURLHints = "foolscap", []hintView{}
+		if len(e.NURLs) > 0 && !n.Config.ForceFoolscap {
+			v.Protocol = "https"
+		}
+		for _, u := range e.NURLs {
+			v.NURLHints = append(v.NURLHints, newHintView(e.Policy.Decide(u.Hint.Raw)))
 		}
 		out = append(out, v)
 	}
 	return out
+}
+
+func newHintView(d hints.Decision) hintView {
+	return hintView{Hint: d.Raw, Handler: string(d.Handler), Usable: d.Usable, Status: d.Status, RevealsIP: d.RevealsIP}
 }
 
 // disagreement names the fields in which the announcements of one server
@@ -245,20 +262,29 @@ func writeServers(w io.Writer, n *config.Node, views []serverView) {
 			}
 			notes = append(notes, "connections "+termsafe.Clip(strings.Join(kv, ","), 60))
 		}
-		if v.HTTPS {
-			notes = append(notes, "announces HTTPS storage (NURLs)")
+		switch {
+		case v.Protocol == "https":
+			notes = append(notes, "HTTPS storage (NURLs)")
+		case v.HTTPS && n.Config.ForceFoolscap:
+			notes = append(notes, "announces HTTPS storage; [client] force_foolscap = true")
+		case v.HTTPS:
+			notes = append(notes, "announces NURLs that do not parse: Foolscap")
 		}
 		rows = append(rows, []string{termsafe.Clip(v.ID, 64), orDash(termsafe.Clip(v.Nickname, 24)), src, yesNo(v.RevealsIP), orDash(strings.Join(notes, "; "))})
 		var hr [][]string
-		for _, h := range v.Hints {
-			how := "via " + h.Handler
-			if !h.Usable {
-				how = "not used: " + termsafe.Clip(h.Status, 120)
-			} else if h.RevealsIP {
-				how += " (direct: reveals the IP address)"
+		addHints := func(prefix string, hs []hintView) {
+			for _, h := range hs {
+				how := "via " + h.Handler
+				if !h.Usable {
+					how = "not used: " + termsafe.Clip(h.Status, 120)
+				} else if h.RevealsIP {
+					how += " (direct: reveals the IP address)"
+				}
+				hr = append(hr, []string{"  " + prefix + termsafe.Clip(h.Hint, 80), how})
 			}
-			hr = append(hr, []string{"  " + termsafe.Clip(h.Hint, 80), how})
 		}
+		addHints("", v.Hints)
+		addHints("NURL ", v.NURLHints)
 		hintRows = append(hintRows, hr)
 	}
 	width := columnWidths(rows)

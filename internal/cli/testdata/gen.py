@@ -40,7 +40,8 @@ def ann(n, nick, hints, seqnum, nurls=False):
         "version": 0,
     }
     if nurls:
-        a["anonymous-storage-NURLs"] = ["pb://%s@tcp:%s:3458/%s#v=1" % (b32(hashlib.sha256(b"spki-%d" % n).digest())[:52], onion(n), swiss)]
+        spki = base64.urlsafe_b64encode(hashlib.sha256(b"spki-%d" % n).digest()).decode().rstrip("=")
+        a["anonymous-storage-NURLs"] = ["pb+tor://%s@%s:3458/%s#v=1" % (spki, onion(n), swiss)]
     return {"ann": a, "key_s": key}
 
 os.makedirs("node/private", exist_ok=True)
