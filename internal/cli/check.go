@@ -291,6 +291,16 @@ func (k *checker) checkHints(sev string, e config.Entry, path string, line int, 
 		}
 		k.add("warning", path, line, field, "hint "+d.String()+hintAdvice(d))
 	}
+	for _, u := range e.NURLs {
+		if d := e.Policy.Decide(u.Hint.Raw); d.Usable {
+			usable = true
+		} else {
+			k.add("warning", path, line, field, "NURL location "+d.String())
+		}
+	}
+	for _, err := range e.NURLErrors {
+		k.add("warning", path, line, fieldNURLs, strings.TrimPrefix(err.Error(), "hints: ")+" (this NURL is left out)")
+	}
 	if !usable {
 		k.add(sev, path, line, field, "no hint can be dialled: the server is unreachable")
 	}

@@ -812,3 +812,19 @@ func TestPinFreshNode(t *testing.T) {
 		t.Errorf("private/: %v", err)
 	}
 }
+
+func TestCheckBadNURL(t *testing.T) {
+	dir := goldenNode(t)
+	path := config.CachePath(dir, "beta")
+	data := readFile(t, path)
+	i := strings.Index(data, "    - pb+tor://")
+	j := i + strings.Index(data[i:], "\n")
+	if err := os.WriteFile(path, []byte(data[:i]+"    - pb+tor://short@x.onion:1/abc#v=1"+data[j:]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, dir, "check", "-d", "NODEDIR")
+	want := "NODEDIR/private/introducer_beta_cache.yaml:25: anonymous-storage-NURLs: warning: "
+	if r.code != ExitOK || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "certificate hash is not 43 characters (this NURL is left out)\n") {
+		t.Errorf("exit %d:\n%s\nwant a line starting %q", r.code, r.stdout, want)
+	}
+}
