@@ -72,20 +72,6 @@ type Options struct {
 	// servers' backoff (Tahoe's behaviour, kept by default).
 	IsolatedBackoff bool
 
-	// Direct, if set, replaces the dialer for direct TCP connections. Tests
-	// use it to watch for connections that should not happen.
-	Direct hints.DialFunc
-
-	// Resolver, if set, resolves host names for direct TCP connections
-	// (Direct takes precedence). Proxied connections (Tor, I2P) never
-	// resolve anything locally, whatever this is.
-	Resolver hints.Resolver
-
-	// TLSConfig, if set, adjusts each client TLS configuration (for
-	// instance MaxVersion). It must keep the certificate and the TubID
-	// check.
-	TLSConfig func(*tls.Config)
-
 	// FoolscapFallback lets a server whose NURLs all fail in an attempt
 	// be tried over its FURL in the same attempt. Off by default, as in
 	// Tahoe; when it happens the server's hint statuses say so and its
@@ -96,13 +82,46 @@ type Options struct {
 	// server still answers (DefaultHTTPSPoll if zero).
 	HTTPSPoll time.Duration
 
-	// ActorOptions are passed on to actors.New (for instance
-	// actors.WithClock in tests), for servers and introducers alike.
-	ActorOptions []actors.Option
-
 	// Introducers configures discovery through the node's introducers
 	// (docs/introducers.md).
 	Introducers IntroducerOptions
+
+	// TestHooks are seams for tests and benchmarks. A program leaves it
+	// nil.
+	TestHooks *TestHooks
+}
+
+// TestHooks replace parts of a Broker that tests and benchmarks need to
+// watch or control. Each one can undo a privacy property (a resolver that
+// leaks names, a TLS tweak that resumes sessions, one identity for every
+// server), which is why they are kept apart from Options' settings: a
+// program has no use for them.
+type TestHooks struct {
+	// Direct, if set, replaces the dialer for direct TCP connections, for
+	// instance with a tripwire that fails the test when called.
+	Direct hints.DialFunc
+
+	// Resolver, if set, resolves host names for direct TCP connections
+	// (Direct takes precedence). Proxied connections (Tor, I2P) never
+	// resolve anything locally, whatever this is.
+	Resolver hints.Resolver
+
+	// TLSConfig, if set, adjusts each client TLS configuration (for
+	// instance MaxVersion). Session resumption stays off whatever it does.
+	TLSConfig func(*tls.Config)
+
+	// ActorOptions are passed on to actors.New for servers and
+	// introducers alike: actors.WithClock, actors.WithRand,
+	// actors.WithIdentitySource.
+	ActorOptions []actors.Option
+}
+
+// hooks returns the test hooks, never nil.
+func (o *Options) hooks() *TestHooks {
+	if o.TestHooks == nil {
+		return &TestHooks{}
+	}
+	return o.TestHooks
 }
 
 // A Broker keeps one connection, each with its own ephemeral identity, to
@@ -153,9 +172,9 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 		Logger:            log,
 	}
 	cn := newConnector(tr, cc)
-	cn.tlsTweak = opts.TLSConfig
+	cn.tlsTweak = opts.hooks().TLSConfig
 	cn.https = httpsOptions{fallback: opts.FoolscapFallback, poll: opts.HTTPSPoll}
-	aopts := append([]actors.Option{actors.WithLogger(log)}, opts.ActorOptions...)
+	aopts := append([]actors.Option{actors.WithLogger(log)}, opts.hooks().ActorOptions...)
 	if opts.Registerer != nil {
 		aopts = append(aopts, actors.WithRegisterer(opts.Registerer))
 	}
@@ -180,7 +199,7 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 	// before any introducer answers.
 	// The introducers' broker registers no metrics of its own: discovery
 	// exports the introducer metrics.
-	introOpts := append([]actors.Option{actors.WithLogger(log)}, opts.ActorOptions...)
+	introOpts := append([]actors.Option{actors.WithLogger(log)}, opts.hooks().ActorOptions...)
 	if b.disc, err = newDiscovery(b, node, opts, introOpts); err != nil {
 		b.Close()
 		return nil, err
@@ -200,9 +219,10 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 // always, Tor through its SOCKS port unless [tor] enabled = false, I2P
 // through the SAM bridge unless [i2p] enabled = false.
 func newTransports(cfg *config.TahoeConfig, opts Options) (*hints.Transports, error) {
-	tc := hints.TransportConfig{Direct: opts.Direct}
-	if tc.Direct == nil && opts.Resolver != nil {
-		tc.Direct = hints.DirectTCPWithResolver(nil, opts.Resolver)
+	h := opts.hooks()
+	tc := hints.TransportConfig{Direct: h.Direct}
+	if tc.Direct == nil && h.Resolver != nil {
+		tc.Direct = hints.DirectTCPWithResolver(nil, h.Resolver)
 	}
 	if cfg.Tor.Enabled {
 		if cfg.Tor.Launch {
@@ -487,8 +507,23 @@ func (s *Server) Announcement() config.Announcement {
 }
 
 // Status returns a snapshot of the server's connection status.
+//
+// A server no longer in the map (removed from servers.yaml, say) has
+// Removed set and State Stopped, its summary "removed": a handle kept
+// after the removal does not look as if it were about to connect.
 func (s *Server) Status() actors.Status {
-	st, _ := s.b.ab.Server(s.id)
+	_, inMap := s.b.Node().Map.Get(s.id)
+	st, ok := s.b.ab.Server(s.id)
+	switch {
+	case inMap && ok:
+		return st
+	case inMap: // between two children, during a restart of the broker actor
+		return actors.Status{ID: s.id, State: actors.Idle, Summary: "unstarted"}
+	}
+	// Removed: the child may still be stopping; its last snapshot keeps
+	// the history (last connection, failure, version).
+	st.ID, st.State, st.Removed, st.Summary = s.id, actors.Stopped, true, "removed"
+	st.Connected, st.LastReceived = false, time.Time{}
 	return st
 }
 

@@ -408,3 +408,40 @@ func TestServerSubscribe(t *testing.T) {
 	}
 	cancel() // idempotent
 }
+
+// TestServerRemoved: a handle on a server that a reload removed says so
+// (Removed, stopped, summary "removed") instead of looking unstarted; the
+// server that stays is untouched.
+func TestServerRemoved(t *testing.T) {
+	g := startGrid(t, 2)
+	s := g.Servers
+	dir := t.TempDir()
+	if err := grid.WriteNodeDir(dir, grid.NodeDir{Static: s}); err != nil {
+		t.Fatal(err)
+	}
+	b := openBroker(t, dir, tubfarm.Options{WatchInterval: -1})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	gone, kept := mustServer(t, b, s[0].ID), mustServer(t, b, s[1].ID)
+	if st := gone.Status(); st.Removed || !st.Connected {
+		t.Fatalf("before the reload: %+v", st)
+	}
+	if err := os.WriteFile(config.ServersPath(dir), []byte(grid.ServersYAML(s[1:], nil)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	st := gone.Status()
+	if !st.Removed || st.State != actors.Stopped || st.Connected || st.Summary != "removed" || st.ID != s[0].ID {
+		t.Errorf("removed server: Removed=%v State=%v Connected=%v Summary=%q ID=%q", st.Removed, st.State, st.Connected, st.Summary, st.ID)
+	}
+	if _, ok := b.Server(s[0].ID); ok {
+		t.Error("Broker.Server still returns the removed server")
+	}
+	if st := kept.Status(); st.Removed || !st.Connected {
+		t.Errorf("remaining server: %+v", st)
+	}
+}

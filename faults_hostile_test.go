@@ -49,7 +49,7 @@ func TestHostileAnnouncementManyHints(t *testing.T) {
 	// The introducer limits would refuse such an announcement (over_limit);
 	// raise them, as a program bringing its own announcements may, to
 	// check the dial bound behind them.
-	b := openBroker(t, dir, tubfarm.Options{Direct: direct, WatchInterval: -1, Backoff: faultBackoff,
+	b := openBroker(t, dir, tubfarm.Options{TestHooks: &tubfarm.TestHooks{Direct: direct}, WatchInterval: -1, Backoff: faultBackoff,
 		Introducers: tubfarm.IntroducerOptions{Disabled: true, Limits: introducer.Limits{MaxMessageBytes: 1 << 20, MaxHints: n}}})
 	rec := record(t, b)
 	t.Cleanup(func() { b.Close(); <-rec.exited })

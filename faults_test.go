@@ -610,8 +610,8 @@ func TestFaultDuplicateConnection(t *testing.T) {
 			}
 			p := proxy(t, srv.Addr())
 			r := newRow(t, "", tubfarm.Options{
-				Identity:     actors.PerServer,
-				ActorOptions: []actors.Option{actors.WithIdentitySource(source)},
+				Identity:  actors.PerServer,
+				TestHooks: &tubfarm.TestHooks{ActorOptions: []actors.Option{actors.WithIdentitySource(source)}},
 			})
 			r.serve(g.Servers, map[int][]string{0: {p.Addr()}})
 			up := r.rec.next(0, "connection", to(messages.Connected, ""))
@@ -766,8 +766,8 @@ func TestFaultClockJump(t *testing.T) {
 	g := startGrid(t, 1)
 	srv := g.Servers[0]
 	r := newRow(t, "", tubfarm.Options{
-		Backoff:      bo,
-		ActorOptions: []actors.Option{actors.WithClock(clock), actors.WithRand(func() float64 { return 0.5 })},
+		Backoff:   bo,
+		TestHooks: &tubfarm.TestHooks{ActorOptions: []actors.Option{actors.WithClock(clock), actors.WithRand(func() float64 { return 0.5 })}},
 	})
 	r.serve(g.Servers, nil)
 	up := r.rec.next(0, "connection", to(messages.Connected, ""))

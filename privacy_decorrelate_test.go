@@ -36,8 +36,8 @@ func TestPrivacyDecorrelateEndToEnd(t *testing.T) {
 	start := clk.Now()
 	src := rand.New(rand.NewPCG(2759, 6))
 	b := openBroker(t, dir, tubfarm.Options{
-		Decorrelate:  window,
-		ActorOptions: []actors.Option{actors.WithClock(clk), actors.WithRand(src.Float64)},
+		Decorrelate: window,
+		TestHooks:   &tubfarm.TestHooks{ActorOptions: []actors.Option{actors.WithClock(clk), actors.WithRand(src.Float64)}},
 	})
 	waitFor(t, b, "every server to be held back", func() bool {
 		sts := b.Statuses()

@@ -41,7 +41,7 @@ func TestPrivacyUnlinkableThroughTor(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := new(privtest.Resolver)
-	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, Resolver: res})
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, TestHooks: &tubfarm.TestHooks{Resolver: res}})
 	if err := b.WhenConnected(testCtx(t), n); err != nil {
 		t.Fatalf("%v\n%s", err, summaries(b))
 	}

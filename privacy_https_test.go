@@ -47,7 +47,7 @@ func TestPrivacyHTTPSIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	wire := new(privtest.Tripwire)
-	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, Direct: wire.Dial})
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, TestHooks: &tubfarm.TestHooks{Direct: wire.Dial}})
 	ctx := testCtx(t)
 	if err := b.WhenConnected(ctx, n); err != nil {
 		t.Fatalf("%v\n%s", err, summaries(b))

@@ -48,7 +48,7 @@ func TestPrivacyIntroducers(t *testing.T) {
 				t.Fatal(err)
 			}
 			wire := new(privtest.Tripwire)
-			b := openBroker(t, dir, tubfarm.Options{Direct: wire.Dial, WatchInterval: -1,
+			b := openBroker(t, dir, tubfarm.Options{TestHooks: &tubfarm.TestHooks{Direct: wire.Dial}, WatchInterval: -1,
 				Introducers: tubfarm.IntroducerOptions{UseNodeIdentity: nodeID}})
 			ctx := testCtx(t)
 			if err := b.WhenIntroducersAnswered(ctx); err != nil {

@@ -140,7 +140,7 @@ func TestPrivacyTorIsolation(t *testing.T) {
 
 // TestPrivacyNoTLSResumption checks that two identities connecting to the
 // same server never resume a TLS session, even against a server that
-// issues session tickets, and even when Options.TLSConfig tries to turn a
+// issues session tickets, and even when TestHooks.TLSConfig tries to turn a
 // shared client session cache on (a resumed TLS 1.3 session would show the
 // server the first identity's certificate again).
 func TestPrivacyNoTLSResumption(t *testing.T) {
@@ -173,7 +173,7 @@ func TestPrivacyNoTLSResumption(t *testing.T) {
 					}
 				}
 			}
-			b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, TLSConfig: tweak})
+			b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff, TestHooks: &tubfarm.TestHooks{TLSConfig: tweak}})
 			ctx := testCtx(t)
 			if err := b.WhenConnected(ctx, 1); err != nil {
 				t.Fatal(err)

@@ -125,7 +125,7 @@ func TestPrivacyNoLeak(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		microsocks bool
-		tripwire   bool // Options.Direct is a tripwire; else Options.Resolver records
+		tripwire   bool // TestHooks.Direct is a tripwire; else TestHooks.Resolver records
 	}{
 		{name: "go-socks5/tripwire", tripwire: true},
 		{name: "go-socks5/resolver"},
@@ -177,9 +177,9 @@ func TestPrivacyNoLeak(t *testing.T) {
 			wire, res := new(privtest.Tripwire), new(privtest.Resolver)
 			opts := tubfarm.Options{Backoff: fastBackoff}
 			if tc.tripwire {
-				opts.Direct = wire.Dial
+				opts.TestHooks = &tubfarm.TestHooks{Direct: wire.Dial}
 			} else {
-				opts.Resolver = res
+				opts.TestHooks = &tubfarm.TestHooks{Resolver: res}
 			}
 			logs := &logRecorder{}
 			opts.Logger = slog.New(logs)
@@ -421,7 +421,7 @@ func TestPrivacyLANOverride(t *testing.T) {
 	res := new(privtest.Resolver)
 	logs := &logRecorder{}
 	reg := prometheus.NewPedanticRegistry()
-	b := openBroker(t, dir, tubfarm.Options{Resolver: res, Logger: slog.New(logs), Registerer: reg})
+	b := openBroker(t, dir, tubfarm.Options{TestHooks: &tubfarm.TestHooks{Resolver: res}, Logger: slog.New(logs), Registerer: reg})
 	if err := b.WhenConnected(testCtx(t), 4); err != nil {
 		t.Fatal(err)
 	}

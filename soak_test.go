@@ -71,7 +71,8 @@ func soak(b *testing.B, n int, dur, every time.Duration) {
 	// thousand connections, an ephemeral source port soon collides with a
 	// flapping server's listening port, and Restart fails with EADDRINUSE).
 	src := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
-	br, err := tubfarm.Open(dir, tubfarm.Options{Logger: quiet(), Backoff: bo, ConnectTimeout: 20 * time.Second, WatchInterval: -1, Direct: src.DialContext})
+	br, err := tubfarm.Open(dir, tubfarm.Options{Logger: quiet(), Backoff: bo, ConnectTimeout: 20 * time.Second, WatchInterval: -1,
+		TestHooks: &tubfarm.TestHooks{Direct: src.DialContext}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -28,8 +28,8 @@ type Status struct {
 
 	// Summary is Tahoe's one-line description: "Connected to <hint> via
 	// <handler>", "Trying to connect", "Reconnecting in N seconds (last
-	// attempt Ms ago)", "unstarted", or "stopped". It is computed when the
-	// snapshot is read.
+	// attempt Ms ago)", "unstarted", "stopped", or "removed". It is computed
+	// when the snapshot is read.
 	Summary string
 
 	// Hints holds the per-hint statuses reported during the current (or
@@ -112,6 +112,9 @@ func (s Status) IdentityAge(now time.Time) time.Duration {
 // summary returns Tahoe's summary string for s at now, following
 // allmydata/util/connection_status.py.
 func summary(s *Status, now time.Time) string {
+	if s.Removed {
+		return "removed"
+	}
 	switch s.State {
 	case Idle:
 		return "unstarted"

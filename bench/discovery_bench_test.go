@@ -140,7 +140,7 @@ func BenchmarkDiscovery(b *testing.B) {
 		reg := &keepingRegistry{Registry: prometheus.NewRegistry()}
 		t1 := time.Now()
 		br, err := tubfarm.Open(dir, tubfarm.Options{
-			Logger: slog.New(slog.DiscardHandler), Registerer: reg, WatchInterval: -1, Direct: refuse,
+			Logger: slog.New(slog.DiscardHandler), Registerer: reg, WatchInterval: -1, TestHooks: &tubfarm.TestHooks{Direct: refuse},
 			Backoff:     actors.Backoff{BaseDelay: time.Hour, Multiplier: 2, MaxDelay: 2 * time.Hour, StableAfter: time.Hour},
 			Introducers: tubfarm.IntroducerOptions{Limits: limits},
 		})

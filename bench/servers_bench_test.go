@@ -76,7 +76,7 @@ func brokerOptions(b *testing.B, mode string) tubfarm.Options {
 		if err != nil {
 			b.Fatal(err)
 		}
-		opts.ActorOptions = []actors.Option{actors.WithIdentitySource(func() (*tubtls.Identity, error) { return id, nil })}
+		opts.TestHooks = &tubfarm.TestHooks{ActorOptions: []actors.Option{actors.WithIdentitySource(func() (*tubtls.Identity, error) { return id, nil })}}
 	}
 	return opts
 }

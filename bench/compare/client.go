@@ -74,7 +74,7 @@ func measureClient(spec clientSpec, rep *clientReport) error {
 		if err != nil {
 			return err
 		}
-		opts.ActorOptions = []actors.Option{actors.WithIdentitySource(func() (*tubtls.Identity, error) { return id, nil })}
+		opts.TestHooks = &tubfarm.TestHooks{ActorOptions: []actors.Option{actors.WithIdentitySource(func() (*tubtls.Identity, error) { return id, nil })}}
 	}
 	b, err := tubfarm.Open(spec.Dir, opts)
 	if err != nil {

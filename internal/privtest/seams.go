@@ -35,7 +35,7 @@ func (r *Resolver) Names() []string {
 // ErrTripwire is the error of every Tripwire dial.
 var ErrTripwire = errors.New("privtest: direct TCP connection attempted")
 
-// A Tripwire is a direct-TCP dialer (tubfarm.Options.Direct) that never
+// A Tripwire is a direct-TCP dialer (tubfarm.TestHooks.Direct) that never
 // connects: it records the address of every dial and fails with
 // ErrTripwire, so that a test proves no direct connection is even tried,
 // to any address, without one leaving the machine.
