@@ -194,6 +194,8 @@ func readServersDoc(c *cmdContext) (*config.Node, []byte, fs.FileMode, *serversD
 	return n, data, perm, doc, nil
 }
 
+// pinLocked is pin once the lock is held: resolve SERVER, build or edit its
+// entry, validate the result, write it and report.
 func pinLocked(c *cmdContext, o *pinOpts, conns map[string]string, nicknameSet bool) int {
 	n, data, perm, doc, err := readServersDoc(c)
 	if err != nil {
