@@ -197,8 +197,6 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 	}
 	// Cached announcements are in node.Map already: their servers connect
 	// before any introducer answers.
-	// The introducers' broker registers no metrics of its own: discovery
-	// exports the introducer metrics.
 	introOpts := append([]actors.Option{actors.WithLogger(log)}, opts.hooks().ActorOptions...)
 	if b.disc, err = newDiscovery(b, node, opts, introOpts); err != nil {
 		b.Close()

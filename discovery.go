@@ -50,12 +50,17 @@ type IntroducerOptions struct {
 // default.
 const DefaultCacheWriteInterval = time.Second
 
+// IntroducerKind is the actors.Kind of the introducer children: their
+// metrics are tubfarm_introducers{state} and tubfarm_introducer_… .
+var IntroducerKind = actors.Kind{Name: "introducer", Plural: "introducers", Subsystem: "introducer"}
+
 // subscriberVersion is the my-version sent in subscriber_info.
 const subscriberVersion = "tubfarm"
 
 // discovery runs one supervised child per introducer, in an actors.Broker
-// of its own (the same lifecycle as storage servers: own connection,
-// backoff, TryNow, state, status), keeps each introducer's
+// of its own with IntroducerKind (the same lifecycle as storage servers:
+// own connection, backoff, TryNow, state, status, metrics), keeps each
+// introducer's
 // introducer.Table, and folds what they accept into the broker's node:
 // merged and applied at once, written to the caches at most once per
 // CacheWriteInterval.
@@ -132,6 +137,7 @@ func newDiscovery(b *Broker, node *config.Node, opts Options, aopts []actors.Opt
 	}
 	if !io.Disabled && len(d.intros) > 0 {
 		ac := actors.Config{
+			Kind:            IntroducerKind,
 			Connector:       introConnector{d},
 			Backoff:         opts.Backoff,
 			ConnectTimeout:  opts.ConnectTimeout,
@@ -139,6 +145,9 @@ func newDiscovery(b *Broker, node *config.Node, opts Options, aopts []actors.Opt
 			IsolatedBackoff: true,
 		}
 		aopts = slices.Clone(aopts)
+		if opts.Registerer != nil {
+			aopts = append(aopts, actors.WithRegisterer(opts.Registerer))
+		}
 		if io.UseNodeIdentity {
 			id := node.Identity
 			if id == nil {
@@ -572,37 +581,20 @@ func (m *discoveryMetrics) unregister() {
 	m.reg = nil
 }
 
-// discoveryCollector reads the introducers' states and the tables' counts
-// at scrape time.
+// discoveryCollector reads the tables' counts at scrape time.
 type discoveryCollector struct{ d *discovery }
 
-var (
-	descIntroducers = prometheus.NewDesc("tubfarm_introducers",
-		"Introducers by connection state.", []string{"state"}, nil)
-	descAnnouncements = prometheus.NewDesc("tubfarm_introducer_announcements_total",
-		"Announcements received from introducers, by result.", []string{"result"}, nil)
-)
+var descAnnouncements = prometheus.NewDesc("tubfarm_introducer_announcements_total",
+	"Announcements received from introducers, by result.", []string{"result"}, nil)
 
-func (c *discoveryCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descIntroducers
-	ch <- descAnnouncements
-}
+func (c *discoveryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descAnnouncements }
 
 func (c *discoveryCollector) Collect(ch chan<- prometheus.Metric) {
-	states := make([]float64, messages.NumStates)
 	results := map[introducer.Result]uint64{}
-	for _, st := range c.d.statuses() {
-		if c.d.ab != nil {
-			states[st.State]++
-		}
-	}
 	for _, in := range c.d.intros {
 		for r, n := range in.table.Counts() {
 			results[r] += n
 		}
-	}
-	for s := range messages.NumStates {
-		ch <- prometheus.MustNewConstMetric(descIntroducers, prometheus.GaugeValue, states[s], messages.State(s).String())
 	}
 	for _, r := range introducer.Results() {
 		ch <- prometheus.MustNewConstMetric(descAnnouncements, prometheus.CounterValue, float64(results[r]), r.String())

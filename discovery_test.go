@@ -96,6 +96,9 @@ func TestDiscovery(t *testing.T) {
 	if e, _ := mustServer(t, b, s2.ID).Entry(); e.Announcement.Seqnum != 2 {
 		t.Errorf("s2 uses seqnum %d, want the newest, 2", e.Announcement.Seqnum)
 	}
+	if n := testutil.ToFloat64(collectorFor(t, reg, "tubfarm_introducers", "state", "connected")); n != 2 {
+		t.Errorf("tubfarm_introducers{state=connected} = %v, want 2", n)
+	}
 	// s2's seqnum 1 through a is accepted or, if b's seqnum 2 came
 	// first, superseded: stored either way.
 	acc := testutil.ToFloat64(collectorFor(t, reg, "tubfarm_introducer_announcements_total", "result", "accepted"))
