@@ -17,6 +17,7 @@ import (
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/internal/nodefile"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
+	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
 var checkCmd = &command{
@@ -149,7 +150,7 @@ func plural(n int, word string) string {
 }
 
 // fileRank orders findings: tahoe.cfg, introducers.yaml, caches,
-// servers.yaml.
+// servers.yaml, node.pem.
 func fileRank(dir, path string) int {
 	switch path {
 	case config.TahoeCfgPath(dir):
@@ -158,6 +159,8 @@ func fileRank(dir, path string) int {
 		return 1
 	case config.ServersPath(dir):
 		return 3
+	case config.NodePEMPath(dir):
+		return 4
 	}
 	return 2
 }
@@ -212,6 +215,7 @@ func (k *checker) run() {
 		k.addErr("warning", srvPath, n)
 	}
 	k.checkStorageNull(srvPath)
+	k.checkNodePEM(config.NodePEMPath(dir))
 
 	m, dropped := config.Merge(cfg, announced, static, nil)
 	for _, d := range dropped {
@@ -227,6 +231,27 @@ func (k *checker) run() {
 			continue
 		}
 		k.checkAnnounced(e, byKey[e.ID])
+	}
+}
+
+// checkNodePEM reports a node.pem that does not parse (Tahoe and tubfarm
+// refuse to start) or that others may read. A missing one is created at
+// start, so it is no finding.
+func (k *checker) checkNodePEM(path string) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return
+	}
+	data, err := nodefile.Read(path, tubtls.MaxNodePEMSize)
+	if err == nil {
+		_, err = tubtls.ParsePEM(data)
+	}
+	if err != nil {
+		k.add("error", path, 0, "", strings.TrimPrefix(err.Error(), "tubtls: "))
+		return
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		k.add("warning", path, 0, "", fmt.Sprintf("mode %04o: others may read the node's private key (chmod 600)", fi.Mode().Perm()))
 	}
 }
 

@@ -828,3 +828,23 @@ func TestCheckBadNURL(t *testing.T) {
 		t.Errorf("exit %d:\n%s\nwant a line starting %q", r.code, r.stdout, want)
 	}
 }
+
+func TestCheckNodePEM(t *testing.T) {
+	dir := goldenNode(t)
+	pem := config.NodePEMPath(dir)
+	os.WriteFile(pem, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o600)
+	r := run(t, dir, "check", "-d", "NODEDIR")
+	if r.code != ExitFailure || !strings.Contains(r.stdout, "NODEDIR/private/node.pem: ") {
+		t.Errorf("broken node.pem: exit %d\n%s", r.code, r.stdout)
+	}
+	os.Remove(pem)
+	if _, err := config.LoadIdentity(dir); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(pem, 0o644)
+	r = run(t, dir, "check", "-d", "NODEDIR")
+	want := "NODEDIR/private/node.pem: warning: mode 0644: others may read the node's private key (chmod 600)\n"
+	if r.code != ExitOK || !strings.Contains(r.stdout, want) {
+		t.Errorf("readable node.pem: exit %d\n%s\nwant the line %q", r.code, r.stdout, want)
+	}
+}
