@@ -1,4 +1,4 @@
-package tubfarm_test
+package e2e
 
 // The fault matrix of docs/reliability.md: each test drives the real broker
 // (tubfarm.Open on a node directory) against real sockets on 127.0.0.1, with

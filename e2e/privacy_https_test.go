@@ -1,4 +1,4 @@
-package tubfarm_test
+package e2e
 
 import (
 	"context"

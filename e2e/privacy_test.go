@@ -1,4 +1,4 @@
-package tubfarm_test
+package e2e
 
 // The privacy tests (docs/privacy.md): tubfarm.Open on anonymous node
 // directories, with real SOCKS5 servers on loopback standing in for Tor, a
