@@ -53,9 +53,9 @@ func fixture() []actors.Status {
 		{
 			ID: "v0-aaaa", Nickname: "connected-one", Source: "servers.yaml",
 			State: actors.Connected, Since: now.Add(-90 * time.Second), Connected: true,
-			Summary:     "Connected to tor:abc.onion:3456 via tor",
-			Hints:       []actors.HintStatus{{Hint: "tor:abc.onion:3456", Status: "successful"}, {Hint: "tcp:10.0.0.1:3456", Status: "abandoned"}},
-			WinningHint: "tor:abc.onion:3456", Handler: "tor", TLSVersion: tls.VersionTLS13, PeerTubID: "serveraaaaaaaaaaaaaaaaaaaaaaaaaa",
+			Summary:  "Connected to tor:abc.onion:3456 via tor",
+			Hints:    []actors.HintStatus{{Hint: "tor:abc.onion:3456", Status: "successful"}, {Hint: "tcp:10.0.0.1:3456", Status: "abandoned"}},
+			Protocol: "https", WinningHint: "tor:abc.onion:3456", Handler: "tor", TLSVersion: tls.VersionTLS13, PeerTubID: "serveraaaaaaaaaaaaaaaaaaaaaaaaaa",
 			LastConnected: now.Add(-90 * time.Second), LastReceived: now.Add(-2 * time.Second),
 			Version: "tahoe-lafs/1.20.0", VersionInfo: versionInfo,
 			LastAttempt: now.Add(-91 * time.Second), NextAttempt: now.Add(-89 * time.Second), // stale: not waiting
@@ -262,6 +262,8 @@ func TestPage(t *testing.T) {
 		`data-id="v0-cccc" data-state="idle"`,
 		`Connected to tor:abc.onion:3456 via tor`,
 		`TLS 1.3 · server <span class="mono" title="serveraaaaaaaaaaaaaaaaaaaaaaaaaa">serveraa…</span>`,
+		`<th>Protocol</th>`,
+		`<td class="nowrap proto">https</td>`,
 		`next attempt in <b>4.0s</b>`,
 		`backoff 7.0s`,
 		`3 attempts since last success`,
