@@ -366,9 +366,10 @@ func (b *Broker) Subscribe() (<-chan messages.StateChanged, func()) {
 }
 
 // TryNow cuts server id's backoff wait short, like Foolscap's
-// Reconnector.reset(): if it is waiting to retry, it forgets its failure
-// count and tries at once. It does nothing to a server that is connecting
-// or connected.
+// Reconnector.reset(): a server waiting to retry forgets its failure count
+// and tries at once; one connecting forgets its failure count, so that a
+// failure of that attempt waits only the base delay; a connected one is
+// not touched.
 func (b *Broker) TryNow(id string) error {
 	if b.slot(id) == nil {
 		if b.isClosing() {

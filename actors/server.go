@@ -146,8 +146,9 @@ func (a *serverActor) Receive(ctx actor.Context) {
 }
 
 // started begins an incarnation: a fresh server starts its first attempt at
-// once; one restarted after a panic is already WaitingToRetry, with its
-// restart timer armed by the previous incarnation.
+// once (or waits a random delay first, with Config.Decorrelate); one
+// restarted after a panic is already WaitingToRetry, with its restart timer
+// armed by the previous incarnation.
 func (a *serverActor) started(ctx actor.Context) {
 	a.life, a.cancel = context.WithCancel(context.Background())
 	a.handoff = &handoff{pending: make(map[Session]struct{})}

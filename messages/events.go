@@ -21,7 +21,7 @@ type StateChanged struct {
 	At time.Time
 
 	// Seq numbers the events of one server, starting at 1 for each new
-	// child (a server whose Key changed starts again at 1). It lets a
+	// child (a server whose connection changed starts again at 1). It lets a
 	// subscriber notice lost events.
 	Seq uint64
 
