@@ -133,14 +133,13 @@ func (s *Subscriber) CallRemote(_ context.Context, method string, args []any, kw
 		return nil, violation(err.Error())
 	}
 	var accepted []Entry
-	for _, it := range items {
-		r, e, err := s.Table.OfferWire(it)
-		if r.Stored() {
-			accepted = append(accepted, *e)
+	for _, o := range s.Table.OfferAll(items) {
+		if o.Result.Stored() {
+			accepted = append(accepted, *o.Entry)
 			continue
 		}
-		if r != Duplicate {
-			s.logOnce(r, err)
+		if o.Result != Duplicate {
+			s.logOnce(o.Result, o.Err)
 		}
 	}
 	if len(accepted) > 0 && s.OnAccepted != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -214,6 +215,54 @@ func (t *Table) OfferWire(item any) (Result, *Entry, error) {
 		return Invalid, nil, err
 	}
 	return t.Offer(s)
+}
+
+// An Outcome is the result of one item of [Table.OfferAll].
+type Outcome struct {
+	Result Result
+	Entry  *Entry // set when Result.Stored()
+	Err    error  // why anything else was refused
+}
+
+// OfferAll offers every item of one announce_v2 set, as OfferWire would in
+// turn, but checks the signatures on up to GOMAXPROCS goroutines before
+// storing the items in order.
+func (t *Table) OfferAll(items []any) []Outcome {
+	out := make([]Outcome, len(items))
+	checked := make([]*Entry, len(items))
+	keys := make([]string, len(items))
+	work := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			s, err := wireTriple(items[i])
+			if err != nil {
+				out[i] = Outcome{Result: Invalid, Err: err}
+				continue
+			}
+			r, e, err := t.check(s)
+			out[i], checked[i], keys[i] = Outcome{Result: r, Err: err}, e, s.Key
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), 8, max(1, len(items)/64))
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(items)/workers, (w+1)*len(items)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(lo, hi)
+		}()
+	}
+	wg.Wait()
+	for i := range out {
+		if out[i].Result == Accepted {
+			out[i].Result, out[i].Err = t.store(keys[i], checked[i])
+			if out[i].Result.Stored() {
+				out[i].Entry = checked[i]
+			}
+		}
+		t.count(out[i].Result)
+	}
+	return out
 }
 
 // Offer applies the rules to one signed announcement and, if it is

@@ -205,3 +205,43 @@ func TestJSONDepth(t *testing.T) {
 		}
 	}
 }
+
+// OfferAll gives each item of a set the result OfferWire would, in order.
+func TestOfferAllMatchesOfferWire(t *testing.T) {
+	var items []any
+	for i := range 300 {
+		s := newTestServer(t)
+		signed := s.sign(t, s.fields(int64(i)))
+		switch i % 5 {
+		case 1:
+			signed.Sig = ""
+		case 2:
+			signed.Msg = append([]byte(nil), signed.Msg...)
+			signed.Msg[len(signed.Msg)-2] ^= 1
+		}
+		items = append(items, wire(signed))
+		if i%7 == 0 {
+			items = append(items, wire(signed)) // duplicates within the set
+		}
+	}
+	items = append(items, "not a tuple")
+	a, b := NewTable(Limits{MaxServers: 100}, nil), NewTable(Limits{MaxServers: 100}, nil)
+	got := a.OfferAll(items)
+	for i, it := range items {
+		r, _, _ := b.OfferWire(it)
+		if got[i].Result != r {
+			t.Fatalf("item %d: OfferAll %v, OfferWire %v", i, got[i].Result, r)
+		}
+		if r.Stored() != (got[i].Entry != nil) {
+			t.Fatalf("item %d: entry %v for %v", i, got[i].Entry, r)
+		}
+	}
+	for r, n := range b.Counts() {
+		if a.Counts()[r] != n {
+			t.Errorf("%v: OfferAll counted %d, OfferWire %d", r, a.Counts()[r], n)
+		}
+	}
+	if a.Counts()[OverLimit] == 0 || a.Counts()[Duplicate] == 0 {
+		t.Errorf("the test did not reach the limit or duplicates: %v", a.Counts())
+	}
+}
