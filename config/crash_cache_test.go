@@ -77,7 +77,9 @@ func TestCrashWriteCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A safety bound, not a timing: 60 starts of a race-enabled test binary
+	// take minutes on a loaded two-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
 	const kills = 60
@@ -103,7 +105,7 @@ func TestCrashWriteCache(t *testing.T) {
 			if _, err := br.ReadString('\n'); err != nil {
 				cmd.Process.Kill()
 				cmd.Wait()
-				t.Fatalf("kill %d: the writer stopped before %d writes: %v", k, skip, err)
+				t.Fatalf("kill %d: the writer stopped before %d writes: %v (context: %v)", k, skip, err, ctx.Err())
 			}
 		}
 		delay := time.Duration(rng.Int64N(int64(3 * time.Millisecond)))
