@@ -30,6 +30,7 @@ import (
 	"github.com/tubfarm/tubfarm/internal/liveview"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
 	"github.com/tubfarm/tubfarm/introducer"
+	"github.com/tubfarm/tubfarm/messages"
 	"github.com/tubfarm/tubfarm/status"
 	"github.com/tubfarm/tubfarm/storage"
 )
@@ -113,15 +114,23 @@ func (d *demo) run(ctx context.Context) (err error) {
 
 	if len(node.Introducers) > 0 {
 		// The servers come from the introducers' announcements: wait
-		// until each has answered (or the timeout), then count them.
+		// until each has answered or failed a first attempt (or the
+		// timeout), then count them.
 		wctx, cancel := context.WithTimeout(ctx, d.opts.timeout)
-		err := d.broker.WhenIntroducersAnswered(wctx)
+		err := d.broker.WhenIntroducers(wctx, func(sts []messages.IntroducerStatus) bool {
+			for _, st := range sts {
+				if !st.Subscribed && st.Error == "" && st.State != actors.WaitingToRetry {
+					return false
+				}
+			}
+			return true
+		})
 		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			fmt.Fprintf(d.out, "warning: not every introducer answered within %v\n", d.opts.timeout)
+			fmt.Fprintf(d.out, "warning: not every introducer answered or failed within %v\n", d.opts.timeout)
 		}
 	}
 	total := len(d.broker.Servers())

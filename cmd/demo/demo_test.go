@@ -20,6 +20,8 @@ import (
 
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/internal/introducerserver"
+	"github.com/tubfarm/tubfarm/introducer"
 	"github.com/tubfarm/tubfarm/status"
 )
 
@@ -438,5 +440,55 @@ func TestLiveChaos(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("node directory %s left behind: %v", dir, err)
+	}
+}
+
+// TestOnceLiveIntroducer runs the demo on a node directory whose tahoe.cfg
+// names a live introducer ([client] introducer.furl, petname "default") and
+// that has no cache: the servers come from its announcements alone.
+func TestOnceLiveIntroducer(t *testing.T) {
+	bin := buildDemo(t)
+	g := startTestGrid(t, 2)
+	in, err := introducerserver.Start(testCtx(t), introducerserver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(in.Close)
+	for _, s := range g.Servers {
+		signed, err := s.Signed(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := in.Publish(signed); r != introducer.Accepted {
+			t.Fatal(r, err)
+		}
+	}
+	dir := t.TempDir()
+	if err := grid.WriteNodeDir(dir, grid.NodeDir{TahoeCfg: grid.DefaultTahoeCfg + "[client]\nintroducer.furl = " + in.FURL + "\n"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(testCtx(t), bin, "-once", "-node-dir", dir, "-timeout", "60s")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("demo -once: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep status.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Connected != 2 || len(rep.Introducers) != 1 {
+		t.Fatalf("report: %d connected, introducers %+v", rep.Connected, rep.Introducers)
+	}
+	if in0 := rep.Introducers[0]; in0.Petname != "default" || !in0.Subscribed || in0.Announcements.Accepted != 2 {
+		t.Errorf("introducer %+v", in0)
+	}
+	for _, s := range rep.Servers {
+		if len(s.Introducers) != 1 || s.Introducers[0] != "default" {
+			t.Errorf("%s announced by %v", s.Nickname, s.Introducers)
+		}
+	}
+	if c, err := config.ReadCache(config.CachePath(dir, "default")); err != nil || len(c.Entries) != 2 {
+		t.Errorf("cache after the run: %v, %v", c, err)
 	}
 }
