@@ -24,7 +24,7 @@ import (
 // Bounds per byte received, and the fixed allowance for one call (its
 // encoding, the TLS records, the channel and goroutine handoffs).
 const (
-	maxAllocPerByte   = 48
+	maxAllocPerByte   = 64
 	maxObjectsPerByte = 2
 	maxHashPerByte    = 8
 	callAllowance     = 256 << 10
@@ -439,6 +439,9 @@ func FuzzDecodeCost(f *testing.F) {
 			alloc := after.TotalAlloc - before.TotalAlloc
 			if limit := maxAllocPerByte*uint64(len(in)) + 64<<10; alloc > limit {
 				t.Fatalf("pb=%v: %d bytes allocated for %d bytes of input (limit %d)", pb, alloc, len(in), limit)
+			}
+			if objs := after.Mallocs - before.Mallocs; objs > maxObjectsPerByte*uint64(len(in))+callObjects {
+				t.Fatalf("pb=%v: %d objects allocated for %d bytes of input", pb, objs, len(in))
 			}
 			if h := d.hashed.Load(); h > maxHashPerByte*int64(len(in))+1024 {
 				t.Fatalf("pb=%v: %d bytes hashed for %d bytes of input", pb, h, len(in))

@@ -49,16 +49,14 @@ type Decoder struct {
 	onPing func(uint64)
 	onPong func(uint64)
 
-	offset   int64   // bytes consumed
-	objCount int64   // OPENs received (reference numbers resolve against it)
-	opens    []int64 // open-ids of the sequences currently open, innermost last
-	inMsg    bool    // inside a top-level sequence
-	msgCost  int64   // wire bytes + per-value overhead of the current message
-	objects  map[int64]any
-	objCost  map[int64]int64 // cost of each object in objects, shared references expanded
-	pending  map[int64]bool  // sequences open but not finished (cycles)
-	hasher   keyHasher       // dict keys and set members of the current message
-	hashed   atomic.Int64    // bytes of key encodings hashed, for tests
+	offset   int64                // bytes consumed
+	objCount int64                // OPENs received (reference numbers resolve against it)
+	opens    []int64              // open-ids of the sequences currently open, innermost last
+	inMsg    bool                 // inside a top-level sequence
+	msgCost  int64                // wire bytes + per-value overhead of the current message
+	objects  map[int64]decodedObj // containers of the current message, by reference number
+	hasher   keyHasher            // dict keys and set members of the current message
+	hashed   atomic.Int64         // bytes of key encodings hashed, for tests
 	// failureOnly: the sequence being opened is an error message's value,
 	// which must be a Failure copyable.
 	failureOnly bool
@@ -69,6 +67,13 @@ type Decoder struct {
 	wantAnswer func(reqID int64) bool
 
 	digits [maxHeaderDigits + 1]byte
+}
+
+// decodedObj is a container a reference may refer to.
+type decodedObj struct {
+	v    any
+	cost int64 // what it cost against MaxMessageSize, shared references expanded
+	done bool  // false while it is being decoded (a reference to it is a cycle)
 }
 
 // NewDecoder returns a Decoder reading generic Banana objects from r: any
@@ -299,9 +304,13 @@ func hasBody(typ byte) bool {
 
 // top reads one top-level object.
 func (d *Decoder) top() (any, error) {
-	d.objects = nil
-	d.objCost = nil
-	d.pending = nil
+	// Reuse the table across messages unless a large one would make
+	// clearing it cost more than a small message is worth.
+	if len(d.objects) > 1024 {
+		d.objects = nil
+	} else {
+		clear(d.objects)
+	}
 	d.hasher.reset()
 	d.inMsg = false
 	t, err := d.rawToken()
@@ -640,20 +649,20 @@ func (d *Decoder) sequence(open token, topLevel bool) (any, error) {
 		if !ok {
 			return nil, d.violation(ErrBadValue, "reference takes an INT")
 		}
-		if d.pending[n] {
+		o, ok := d.objects[n]
+		if ok && !o.done {
 			return nil, d.violation(ErrBadValue, "reference %d to an unfinished sequence (cycles are not supported)", n)
 		}
-		v, ok := d.objects[n]
 		if !ok {
 			return nil, d.violation(ErrBadValue, "reference %d to an unknown object", n)
 		}
 		// A reference costs what it refers to, as if the object were sent
 		// again: a program that walks the value walks it again.
-		d.msgCost += d.objCost[n]
+		d.msgCost += o.cost
 		if d.msgCost > d.lim.MaxMessageSize {
 			return nil, d.violation(ErrMessageTooLarge, "more than %d bytes with shared references expanded", d.lim.MaxMessageSize)
 		}
-		return v, nil
+		return o.v, nil
 	case "copyable":
 		return d.copyable()
 	case "my-reference":
@@ -683,13 +692,12 @@ func (d *Decoder) sequence(open token, topLevel bool) (any, error) {
 }
 
 func (d *Decoder) container(kind string, objID int64) (any, error) {
-	if d.pending == nil {
-		d.pending = make(map[int64]bool)
+	if d.objects == nil {
+		d.objects = make(map[int64]decodedObj)
 	}
-	d.pending[objID] = true
+	d.objects[objID] = decodedObj{}
 	start := d.msgCost
 	items, err := d.children(kind)
-	delete(d.pending, objID)
 	if err != nil {
 		return nil, err
 	}
@@ -745,12 +753,7 @@ func (d *Decoder) container(kind string, objID int64) (any, error) {
 		}
 		v = dict
 	}
-	if d.objects == nil {
-		d.objects = make(map[int64]any)
-		d.objCost = make(map[int64]int64)
-	}
-	d.objects[objID] = v
-	d.objCost[objID] = d.msgCost - start
+	d.objects[objID] = decodedObj{v: v, cost: d.msgCost - start, done: true}
 	return v, nil
 }
 
