@@ -57,7 +57,7 @@ type Config struct {
 	// IsolatedBackoff keeps each server's backoff to itself. By default,
 	// as in Tahoe-LAFS's _trigger_connections, when one server connects
 	// every server waiting out a backoff forgets its failure count and has
-	// its retry moved, at most once per wait, to a random point within
+	// its retry moved to a random point (one draw per wait) within
 	// Backoff.BaseDelay (within Decorrelate when that is set) if that is
 	// sooner; a restart delay after a panic is never cut. A client coming
 	// back online thus reconnects to the whole grid within about a second,

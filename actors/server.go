@@ -458,13 +458,14 @@ func (a *serverActor) tryNow(ctx actor.Context) {
 }
 
 // peerConnected is Tahoe-LAFS's _trigger_connections: another server
-// connected at at, so a wait may be moved to a random point of the base
-// delay (or of the Decorrelate window). docs/state-machine.md, "Triggers",
-// has the rules: a restart delay is never cut, a wait is moved at most
-// once, and never by a connection made before the wait began.
+// connected at at, so a wait draws a random point of the base delay (or of
+// the Decorrelate window) and moves there if that is sooner.
+// docs/state-machine.md, "Triggers", has the rules: a restart delay is
+// never cut, a wait takes one draw at most, and none for a connection made
+// before the wait began.
 func (a *serverActor) peerConnected(ctx actor.Context, at time.Time) {
 	s := a.slot
-	if s.state != WaitingToRetry || s.wait == waitRestart || s.wait == waitMoved || at.Before(s.since) {
+	if s.state != WaitingToRetry || s.wait == waitRestart || s.wait == waitDrawn || at.Before(s.since) {
 		return
 	}
 	s.failures = 0
@@ -473,8 +474,10 @@ func (a *serverActor) peerConnected(ctx actor.Context, at time.Time) {
 		w = s.sh.cfg.Decorrelate
 	}
 	if d := time.Duration(s.sh.rand() * float64(w)); s.sh.clock.Now().Add(d).Before(s.nextAttempt) {
-		a.scheduleRetry(ctx, d, s.lastErr, waitMoved)
+		a.scheduleRetry(ctx, d, s.lastErr, waitDrawn)
+		return
 	}
+	_ = s.transition(WaitingToRetry, change{kind: note, wait: waitDrawn})
 }
 
 // progress records a hint status reported during the current attempt.

@@ -47,7 +47,7 @@ const (
 	waitFirst                   // Config.Decorrelate holds the first attempt back
 	waitBackoff                 // after a failed attempt or a lost session
 	waitRestart                 // the restart delay after a panic: never cut by a peer's connection
-	waitMoved                   // a peer's connection already moved this wait: never moved again
+	waitDrawn                   // a peer's connection already drew this wait's retry point: one draw per wait
 )
 
 // changeKind says what kind of record a change is.
@@ -57,7 +57,7 @@ const (
 	move  changeKind = iota // a state transition, checked against the table; publishes an event
 	enter                   // the broker holds a new child: it appears in Idle
 	leave                   // the broker forgets a Stopped (or never started) child
-	note                    // a detail shown in the status changed (hint progress, spec); the state does not move
+	note                    // a detail changed (hint progress, spec, why a child waits); the state does not move
 )
 
 // change is what transition records besides the new state.
@@ -96,6 +96,12 @@ func (s *slot) transition(to State, c change) error {
 		m.states.WithLabelValues(from.String()).Dec()
 		return nil
 	case note:
+		if c.wait != waitNone {
+			if from != WaitingToRetry || to != WaitingToRetry {
+				return s.refuse(from, to)
+			}
+			s.wait = c.wait
+		}
 		s.publish()
 		return nil
 	}

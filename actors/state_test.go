@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -207,5 +208,39 @@ func TestKinds(t *testing.T) {
 		if _, err := New(Config{Connector: newMemConnector(), Kind: k}, quiet); err == nil {
 			t.Errorf("New accepted Kind %+v", k)
 		}
+	}
+}
+
+// TestPeerConnectedDrawsOnce: a peer's connection draws one retry point
+// per wait. When the draw is later than the pending retry, the retry stays
+// and the wait is still marked drawn, so that further connections cannot
+// pull it forward with more draws; no event is published for that.
+func TestPeerConnectedDrawsOnce(t *testing.T) {
+	sh := newTestShared()
+	draws := 0
+	sh.randSrc = func() float64 { draws++; return 0.9 } // 0.9 s of the 1 s base delay
+	ch, cancel := sh.hub.subscribe(8)
+	defer cancel()
+	s := newSlot(sh, messages.ServerSpec{ID: "srv"})
+	a := &serverActor{slot: s}
+	if err := s.transition(Connecting, change{}); err != nil {
+		t.Fatal(err)
+	}
+	const left = 200 * time.Millisecond
+	if err := s.transition(WaitingToRetry, change{delay: left, wait: waitBackoff}); err != nil {
+		t.Fatal(err)
+	}
+	s.failures = 3
+	at := sh.clock.Now()
+	a.peerConnected(nil, at) // the draw (0.9 s) is later than the retry: nothing to move
+	if st := s.status.Load(); s.wait != waitDrawn || s.failures != 0 || draws != 1 || !st.NextAttempt.Equal(at.Add(left)) {
+		t.Errorf("after one notice: wait %v, failures %d, draws %d, next attempt %v", s.wait, s.failures, draws, st.NextAttempt.Sub(at))
+	}
+	a.peerConnected(nil, at)
+	if draws != 1 {
+		t.Errorf("a second notice drew again (%d draws)", draws)
+	}
+	if n := len(ch); n != 2 {
+		t.Errorf("%d events, want the 2 transitions only", n)
 	}
 }
