@@ -12,6 +12,7 @@ import (
 	"github.com/tubfarm/tubfarm/internal/grid"
 	"github.com/tubfarm/tubfarm/internal/introducerserver"
 	"github.com/tubfarm/tubfarm/introducer"
+	"github.com/tubfarm/tubfarm/messages"
 )
 
 func startIntroducer(t *testing.T, opts introducerserver.Options) *introducerserver.Server {
@@ -233,4 +234,58 @@ func collectorFor(t *testing.T, reg *prometheus.Registry, name, label, value str
 	}
 	t.Fatalf("no %s{%s=%q}", name, label, value)
 	return nil
+}
+
+// TestDiscoveryTahoeCache: a cache Tahoe wrote (no signatures) is used at
+// once, before the introducer answers, but never written back; a
+// re-announcement with a new seqnum and the same FURL reconnects nothing.
+func TestDiscoveryTahoeCache(t *testing.T) {
+	g := startGrid(t, 2)
+	s1, s2 := g.Servers[0], g.Servers[1]
+	ia := startIntroducer(t, introducerserver.Options{})
+	publish(t, ia, s1, 5)
+	dir := t.TempDir()
+	if err := grid.WriteNodeDir(dir, grid.NodeDir{IntroducerFURLs: map[string]string{"a": ia.FURL}}); err != nil {
+		t.Fatal(err)
+	}
+	ann, err := config.NewAnnouncement(s2.Announcement(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := config.WriteCache(config.CachePath(dir, "a"), []config.CacheEntry{{Key: s2.ID, Announcement: ann}}); err != nil {
+		t.Fatal(err)
+	}
+	ia.Stop()
+	b := openBroker(t, dir, tubfarm.Options{WatchInterval: -1})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 1); err != nil { // s2, from Tahoe's cache
+		t.Fatal(err)
+	}
+	if err := ia.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.TryNowIntroducer("a")
+	if err := b.WhenIntroducersAnswered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WhenConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ia, s1, 6)
+	waitIntros(t, b, "seqnum 6", func(st []messages.IntroducerStatus) bool { return st[0].Announcements["accepted"] == 2 })
+	waitFor(t, b, "seqnum 6 in the map", func() bool {
+		e, _ := mustServer(t, b, s1.ID).Entry()
+		return e.Announcement.Seqnum == 6
+	})
+	if n := len(s1.Clients()); n != 1 {
+		t.Errorf("s1 saw %d connections, want 1: a new seqnum with the same FURL must not reconnect", n)
+	}
+	b.Close()
+	c, err := config.ReadCache(config.CachePath(dir, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Entries) != 1 || c.Entries[0].Key != s1.ID || !c.Entries[0].Verified() || c.Entries[0].Announcement.Seqnum != 6 {
+		t.Errorf("cache after the run: %+v", c.Entries)
+	}
 }
