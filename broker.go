@@ -408,8 +408,9 @@ func (b *Broker) SubscribeIntroducers() (<-chan messages.StateChanged, func()) {
 
 // WhenIntroducers returns once cond holds for the introducers' statuses
 // (see Introducers), or with ctx's error. cond is checked at once and again
-// after every introducer state change and every announce_v2 call; it must
-// not block.
+// after every introducer state change, every announce_v2 call and every
+// merge of announcements into the map (so it may also look at Servers); it
+// must not block.
 func (b *Broker) WhenIntroducers(ctx context.Context, cond func([]messages.IntroducerStatus) bool) error {
 	return b.disc.wait(ctx, cond)
 }

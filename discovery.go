@@ -270,10 +270,12 @@ func (d *discovery) merge() {
 	}
 	b := d.b
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.applyLocked(b.node.WithEntries(changed)); err != nil && !errors.Is(err, actors.ErrClosed) {
+	err := b.applyLocked(b.node.WithEntries(changed))
+	b.mu.Unlock()
+	if err != nil && !errors.Is(err, actors.ErrClosed) {
 		d.log.Error("tubfarm: applying announcements", slog.Any("error", err))
 	}
+	d.bump() // the map changed: waiters check again
 }
 
 // writeCaches writes every dirty cache whose interval has passed (all of
@@ -481,7 +483,8 @@ func (d *discovery) statuses() []messages.IntroducerStatus {
 }
 
 // wait returns once cond holds for the introducers' statuses, checked
-// again at every state change and after every announce_v2 call.
+// again at every state change, after every announce_v2 call and after
+// every merge.
 func (d *discovery) wait(ctx context.Context, cond func([]messages.IntroducerStatus) bool) error {
 	var events <-chan messages.StateChanged
 	if d.ab != nil {

@@ -272,10 +272,9 @@ func TestDiscoveryTahoeCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, ia, s1, 6)
-	waitIntros(t, b, "seqnum 6", func(st []messages.IntroducerStatus) bool { return st[0].Announcements["accepted"] == 2 })
-	waitFor(t, b, "seqnum 6 in the map", func() bool {
+	waitIntros(t, b, "seqnum 6 in the map", func(st []messages.IntroducerStatus) bool {
 		e, _ := mustServer(t, b, s1.ID).Entry()
-		return e.Announcement.Seqnum == 6
+		return st[0].Announcements["accepted"] == 2 && e.Announcement.Seqnum == 6
 	})
 	if n := len(s1.Clients()); n != 1 {
 		t.Errorf("s1 saw %d connections, want 1: a new seqnum with the same FURL must not reconnect", n)
