@@ -84,6 +84,12 @@ func (c *connector) forget(ids []string) {
 // each attempt open thousands of connections.
 const MaxDialHints = 16
 
+// The status reported for each hint (or NURL) past MaxDialHints, made once.
+var (
+	notTriedHint = fmt.Sprintf("not tried: only the first %d usable hints are dialed", MaxDialHints)
+	notTriedNURL = fmt.Sprintf("not tried: only the first %d usable NURLs are dialed", MaxDialHints)
+)
+
 // errNoUsableHints is returned when policy leaves no hint to dial.
 var errNoUsableHints = errors.New("tubfarm: no usable connection hints")
 
@@ -117,7 +123,7 @@ func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *tubtl
 			continue
 		}
 		if len(targets) == MaxDialHints {
-			report(d.Raw, fmt.Sprintf("not tried: only the first %d usable hints are dialed", MaxDialHints))
+			report(d.Raw, notTriedHint)
 			continue
 		}
 		targets = append(targets, foolscap.Target{

@@ -76,7 +76,7 @@ func (c *connector) connectHTTPS(ctx context.Context, srv messages.ServerSpec, i
 			continue
 		}
 		if len(cands) == MaxDialHints {
-			report(key, fmt.Sprintf("not tried: only the first %d usable NURLs are dialed", MaxDialHints))
+			report(key, notTriedNURL)
 			continue
 		}
 		cands = append(cands, cand{nurl: n, key: key, handler: d.Handler, dial: dial})

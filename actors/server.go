@@ -234,9 +234,6 @@ func (a *serverActor) startAttempt(ctx actor.Context) {
 	}
 	s.gen = sh.nextGen()
 	gen := s.gen
-	s.attempts++
-	s.lastAttempt = sh.clock.Now()
-	s.hints = nil
 	if idErr != nil {
 		a.attemptFailed(ctx, idErr)
 		return
@@ -486,15 +483,7 @@ func (a *serverActor) progress(m *hintProgress) {
 	if m.gen != s.gen || s.state != Connecting {
 		return
 	}
-	for i := range s.hints {
-		if s.hints[i].Hint == m.hint {
-			s.hints[i].Status = m.status
-			_ = s.transition(Connecting, change{kind: note})
-			return
-		}
-	}
-	s.hints = append(s.hints, HintStatus{Hint: m.hint, Status: m.status})
-	_ = s.transition(Connecting, change{kind: note})
+	_ = s.transition(Connecting, change{kind: progress, hint: m.hint, hintStatus: m.status})
 }
 
 // handoff passes sessions from attempt goroutines to the actor without

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -18,8 +17,9 @@ import (
 // from its mailbox; successive incarnations of the child run on the same
 // mailbox, which orders their accesses. The broker actor touches them only
 // before the child starts and after it terminated. Other goroutines read
-// only the atomic fields. state, since, wait, delay, nextAttempt, removed
-// and status are written by transition alone.
+// only the atomic fields and, under its lock, the hint table. state, since,
+// wait, delay, nextAttempt, lastAttempt, hints, removed and status are
+// written by transition alone.
 type slot struct {
 	sh *shared
 
@@ -39,7 +39,7 @@ type slot struct {
 	connectedAt   time.Time
 	lastConnected time.Time
 	lastErr       error
-	hints         []HintStatus
+	hints         *hintTable // the current or last attempt's; a new one for each attempt
 	info          SessionInfo
 	versionInfo   any
 	version       string
@@ -77,7 +77,7 @@ func (s *slot) publish() {
 		State:         s.state,
 		Since:         s.since,
 		Connected:     s.state == Connected,
-		Hints:         slices.Clone(s.hints),
+		hintRows:      s.hints,
 		Protocol:      protocolOf(s.info.Protocol, s.spec.Protocol),
 		WinningHint:   s.info.Hint,
 		Handler:       s.info.Handler,
@@ -108,10 +108,11 @@ func (s *slot) publish() {
 }
 
 // snapshot returns a copy of the published status, completed with the
-// fields that depend on the time of reading. Any goroutine.
+// hint progress as it is now and the fields that depend on the time of
+// reading. Any goroutine.
 func (s *slot) snapshot(now time.Time) Status {
 	st := *s.status.Load()
-	st.Hints = slices.Clone(st.Hints)
+	st.Hints, st.hintRows = st.hintRows.copy(), nil
 	if live := s.session.Load(); live != nil && st.Connected {
 		st.LastReceived = live.s.LastReceived()
 	}

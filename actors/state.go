@@ -54,10 +54,11 @@ const (
 type changeKind int
 
 const (
-	move  changeKind = iota // a state transition, checked against the table; publishes an event
-	enter                   // the broker holds a new child: it appears in Idle
-	leave                   // the broker forgets a Stopped (or never started) child
-	note                    // a detail changed (hint progress, spec, why a child waits); the state does not move
+	move     changeKind = iota // a state transition, checked against the table; publishes an event
+	enter                      // the broker holds a new child: it appears in Idle
+	leave                      // the broker forgets a Stopped (or never started) child
+	note                       // a detail changed (spec, why a child waits); the state does not move
+	progress                   // a hint's progress in the attempt: its row is updated in place, nothing is republished
 )
 
 // change is what transition records besides the new state.
@@ -66,6 +67,8 @@ type change struct {
 	err   error         // the failure, for WaitingToRetry
 	delay time.Duration // the delay before the next attempt, for WaitingToRetry
 	wait  waitKind      // why the child waits, for WaitingToRetry
+
+	hint, hintStatus string // for progress
 }
 
 // transition is the one transition point of a child's lifecycle: the only
@@ -104,6 +107,12 @@ func (s *slot) transition(to State, c change) error {
 		}
 		s.publish()
 		return nil
+	case progress:
+		if from != Connecting || to != Connecting {
+			return s.refuse(from, to)
+		}
+		s.hints.set(c.hint, c.hintStatus)
+		return nil
 	}
 	if !Legal(from, to) {
 		return s.refuse(from, to)
@@ -113,6 +122,11 @@ func (s *slot) transition(to State, c change) error {
 	if to == WaitingToRetry {
 		s.wait = c.wait
 		s.delay, s.nextAttempt = c.delay, now.Add(c.delay)
+	}
+	if to == Connecting {
+		s.attempts++
+		s.lastAttempt = now
+		s.hints = &hintTable{}
 	}
 	s.seq++
 	ev := messages.StateChanged{ServerID: s.spec.ID, From: from, To: to, At: now, Seq: s.seq}

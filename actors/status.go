@@ -37,6 +37,10 @@ type Status struct {
 	// non_connected_statuses, plus the winner).
 	Hints []HintStatus
 
+	// hintRows is the attempt's hint table, which the child updates in
+	// place; the snapshot a caller gets has it copied into Hints.
+	hintRows *hintTable
+
 	// Protocol is the storage protocol, "https" or "foolscap": the live
 	// (or last) session's, or before any session the one the spec asks
 	// for.
