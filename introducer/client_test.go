@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +142,42 @@ func TestCheckVersion(t *testing.T) {
 		if err := introducer.CheckVersion(v); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// The subscriber serves announce_v2 with Tahoe's argument constraint
+// (announcements=SetOf(Any)) and nothing else.
+func TestSubscriberArguments(t *testing.T) {
+	tab := introducer.NewTable(introducer.Limits{}, nil)
+	sub := &introducer.Subscriber{Table: tab}
+	ctx := context.Background()
+	item := foolscap.Tuple{[]byte("{}"), []byte(""), []byte("")}
+	for name, c := range map[string]struct {
+		method string
+		args   []any
+		kwargs map[string]any
+		ok     bool
+	}{
+		"positional set":      {"announce_v2", []any{foolscap.Set{item}}, nil, true},
+		"keyword":             {"announce_v2", nil, map[string]any{"announcements": foolscap.Set{item}}, true},
+		"frozenset":           {"announce_v2", []any{foolscap.FrozenSet{item}}, nil, true},
+		"list, not a set":     {"announce_v2", []any{[]any{item}}, nil, false},
+		"wrong keyword":       {"announce_v2", nil, map[string]any{"anns": foolscap.Set{}}, false},
+		"two arguments":       {"announce_v2", []any{foolscap.Set{}, foolscap.Set{}}, nil, false},
+		"get_version":         {"get_version", nil, nil, false},
+		"v1 announce":         {"announce", []any{foolscap.Set{}}, nil, false},
+		"set_encoding_params": {"set_encoding_parameters", []any{foolscap.Tuple{int64(3), int64(7), int64(10)}}, nil, false},
+	} {
+		_, err := sub.CallRemote(ctx, c.method, c.args, c.kwargs)
+		if (err == nil) != c.ok {
+			t.Errorf("%s: error %v", name, err)
+		}
+		var re *foolscap.RemoteError
+		if err != nil && (!errors.As(err, &re) || re.Type != "foolscap.tokens.Violation") {
+			t.Errorf("%s: %v is not a Violation", name, err)
+		}
+	}
+	if n := tab.Counts()[introducer.Unsigned]; n != 3 {
+		t.Errorf("unsigned counted %d, want 3 (one per accepted call)", n)
 	}
 }
