@@ -519,8 +519,9 @@ func (s *Server) Status() actors.Status {
 	case inMap: // between two children, during a restart of the broker actor
 		return actors.Status{ID: s.id, State: actors.Idle, Summary: "unstarted"}
 	}
-	// Removed: the child may still be stopping; its last snapshot keeps
-	// the history (last connection, failure, version).
+	// Removed: while the reload is being applied the broker may still list
+	// it, and its last snapshot keeps the history (last connection,
+	// failure, version).
 	st.ID, st.State, st.Removed, st.Summary = s.id, actors.Stopped, true, "removed"
 	st.Connected, st.LastReceived = false, time.Time{}
 	return st

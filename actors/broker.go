@@ -252,7 +252,8 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 //     update its status);
 //   - a server whose connection changed is stopped, its session closed, and a new
 //     child with a new identity started once the old one has terminated;
-//   - a server no longer listed is stopped and its session closed;
+//   - a server no longer listed is stopped and its session closed; it is
+//     gone from Servers and Server when Apply returns;
 //   - a new server gets a child that starts connecting at once.
 //
 // Every spec must have a non-empty ID, unique within specs; otherwise Apply

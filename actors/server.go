@@ -88,6 +88,10 @@ type (
 	// crash: anyone → any broker actor. Panic with reason; a test and
 	// debugging hook for the supervision paths.
 	crash struct{ reason any }
+	// barrier: anyone → server actor. Close done once handled, after every
+	// message queued before it; a test hook that orders the sender after
+	// them (Broker.Apply returns once an updateSpec is queued, not handled).
+	barrier struct{ done chan struct{} }
 )
 
 func (*attemptResult) IgnoreDeadLetterLogging() {}
@@ -98,6 +102,7 @@ func (*tryNow) IgnoreDeadLetterLogging()        {}
 func (*peerConnected) IgnoreDeadLetterLogging() {}
 func (*updateSpec) IgnoreDeadLetterLogging()    {}
 func (*crash) IgnoreDeadLetterLogging()         {}
+func (*barrier) IgnoreDeadLetterLogging()       {}
 
 // serverActor is the child actor for one server. Its producer only builds
 // the struct (protoactor may call a producer for a spawn that then fails);
@@ -142,6 +147,8 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		_ = a.slot.transition(a.slot.state, change{kind: note})
 	case *crash:
 		panic(m.reason)
+	case *barrier:
+		close(m.done)
 	}
 }
 

@@ -115,11 +115,12 @@ func (a *brokerActor) Receive(ctx actor.Context) {
 	}
 }
 
-// reconcile brings the children in line with the desired set. A child whose
-// connection changed (see messages.ServerSpec.SameConnection) is only
-// stopped here; its replacement is spawned by the
-// reconcile that follows its Terminated, because its name is taken until
-// then (protoactor's ErrNameExists).
+// reconcile brings the children in line with the desired set. A server no
+// longer desired leaves the status store here, so that Apply returns with
+// the store holding the new set. A child whose connection changed (see
+// messages.ServerSpec.SameConnection) is only stopped here; its replacement
+// is spawned by the reconcile that follows its Terminated, because its name
+// is taken until then (protoactor's ErrNameExists).
 func (a *brokerActor) reconcile(ctx actor.Context) {
 	if a.restarting || a.stopping {
 		return
@@ -133,6 +134,9 @@ func (a *brokerActor) reconcile(ctx actor.Context) {
 		case !ok || !spec.SameConnection(c.spec):
 			c.stopping = true
 			ctx.Stop(c.pid)
+			if !ok {
+				a.unlist(id, c.slot)
+			}
 		case !reflect.DeepEqual(spec, c.spec):
 			c.spec = spec
 			ctx.Send(c.pid, &updateSpec{spec: spec})
@@ -191,12 +195,17 @@ func (a *brokerActor) reap(ctx actor.Context, who *actor.PID) {
 		delete(a.children, id)
 	}
 	a.reconcile(ctx)
+	a.unlist(id, c.slot)
+	_ = c.slot.transition(Stopped, change{kind: leave})
+}
+
+// unlist removes s from the status store, unless a replacement holds id.
+func (a *brokerActor) unlist(id string, s *slot) {
 	a.b.mu.Lock()
-	if a.b.slots[id] == c.slot {
+	if a.b.slots[id] == s {
 		delete(a.b.slots, id)
 	}
 	a.b.mu.Unlock()
-	_ = c.slot.transition(Stopped, change{kind: leave})
 }
 
 // HandleFailure is the supervisor strategy for the server actors: a child
