@@ -253,6 +253,13 @@ func checkLeakServer(t *testing.T, b *tubfarm.Broker, ls *leakServer) {
 		if len(srcs) > 0 {
 			t.Errorf("%s: a server with no Tor-able hint accepted connections from %v", ls.c.name, srcs)
 		}
+		// The hint statuses are those of the current attempt: under the
+		// fast backoff a new one may have begun with nothing reported yet,
+		// so read them from a snapshot taken between attempts.
+		waitFor(t, b, ls.c.name+" to wait between attempts", func() bool {
+			st = mustServer(t, b, ls.srv.ID).Status()
+			return st.State == actors.WaitingToRetry
+		})
 		if st.Connected {
 			t.Errorf("%s: connected with no usable hint", ls.c.name)
 		}
