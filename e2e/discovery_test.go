@@ -276,8 +276,10 @@ func TestDiscoveryTahoeCache(t *testing.T) {
 		e, _ := mustServer(t, b, s1.ID).Entry()
 		return st[0].Announcements["accepted"] == 2 && e.Announcement.Seqnum == 6
 	})
-	if n := len(s1.Clients()); n != 1 {
-		t.Errorf("s1 saw %d connections, want 1: a new seqnum with the same FURL must not reconnect", n)
+	// WaitClients: the server records a client a moment after the client
+	// sees its connection up.
+	if clients, _ := s1.WaitClients(ctx, 1); len(clients) != 1 {
+		t.Errorf("s1 saw %d connections, want 1: a new seqnum with the same FURL must not reconnect", len(clients))
 	}
 	b.Close()
 	c, err := config.ReadCache(config.CachePath(dir, "a"))
