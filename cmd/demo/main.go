@@ -4,12 +4,14 @@
 //
 // With no arguments it builds a throwaway Tahoe node directory pointing at a
 // small grid of storage servers it runs itself on 127.0.0.1 (each with its
-// own persistent identity, answering get_version like a Tahoe storage
-// server), known through two introducer caches that partly overlap and a
-// servers.yaml that overrides one of them. It starts the broker on that
-// directory, shows that every server saw a different client TubID, and then
-// keeps running until interrupted, stopping and restarting one server now
-// and then so that backoff and reconnection can be watched.
+// own persistent identity, serving Tahoe's storage API in memory over HTTPS
+// storage and Foolscap on one port), announced through two introducers it
+// also runs (overlapping sets, signed announcements, no pre-written caches),
+// and a servers.yaml that overrides one server. It starts the broker on that
+// directory, writes and reads back a small share on every server, shows what
+// identified the client to each server, and then keeps running until
+// interrupted, stopping and restarting a server or an introducer now and
+// then so that backoff and reconnection can be watched.
 //
 // With -node-dir it runs the broker on an existing Tahoe node directory
 // instead (it creates private/node.pem there if it is missing, as Tahoe
@@ -30,6 +32,7 @@
 //	-servers N      demo grid size (default 6)
 //	-chaos D        demo grid: stop one server every D on average (default 20s; 0 never)
 //	-downtime D     demo grid: how long a stopped server stays down (default 6s)
+//	-foolscap       demo grid: force_foolscap = true, so servers are reached over Foolscap
 //	-seed N         demo grid: seed of the choice of servers to stop (default: the clock)
 //	-log LEVEL      broker log level on stderr: debug, info, warn, error (default error)
 //
