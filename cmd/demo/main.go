@@ -14,8 +14,9 @@
 // then so that backoff and reconnection can be watched.
 //
 // With -node-dir it runs the broker on an existing Tahoe node directory
-// instead (it creates private/node.pem there if it is missing, as Tahoe
-// does, and writes nothing else).
+// instead (it creates private/node.pem there if it is missing, and writes
+// the caches of the introducers it subscribes to, as Tahoe does; nothing
+// else).
 //
 // Usage:
 //
