@@ -11,8 +11,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -272,25 +270,8 @@ func (d *demo) closeGrid() {
 // serveHTTP starts the status server and returns a function that shuts it
 // down.
 func (d *demo) serveHTTP() (stop func(), err error) {
-	ln, err := net.Listen("tcp", d.opts.http)
-	if err != nil {
-		return nil, fmt.Errorf("status page: %w", err)
-	}
-	srv := &http.Server{Handler: d.handler, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	d.url = "http://" + ln.Addr().String() + "/"
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if srv.Shutdown(ctx) != nil {
-			srv.Close()
-		}
-		<-done
-	}, nil
+	d.url, stop, err = liveview.Serve(d.opts.http, d.handler)
+	return stop, err
 }
 
 func (d *demo) printHeader(node *config.Node) {

@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,25 +81,12 @@ func runStatus(ctx context.Context, c *cmdContext) int {
 	}
 	url := ""
 	if o.http != "" {
-		ln, err := net.Listen("tcp", o.http)
+		var stop func()
+		url, stop, err = liveview.Serve(o.http, handler)
 		if err != nil {
-			return c.fail("status page: %v", err)
+			return c.fail("%v", err)
 		}
-		srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Serve(ln)
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if srv.Shutdown(sctx) != nil {
-				srv.Close()
-			}
-			<-done
-		}()
-		url = "http://" + ln.Addr().String() + "/"
+		defer stop()
 	}
 	fmt.Fprintf(out, "tubfarm status of %s", c.dir)
 	if node.Config.Nickname != "" {
