@@ -79,7 +79,8 @@ type Options struct {
 	FoolscapFallback bool
 
 	// HTTPSPoll is how often an HTTPS storage session checks that its
-	// server still answers (DefaultHTTPSPoll if zero).
+	// server still answers (DefaultHTTPSPoll if zero), timed by the broker's
+	// clock (actors.WithClock in TestHooks.ActorOptions).
 	HTTPSPoll time.Duration
 
 	// Introducers configures discovery through the node's introducers
@@ -190,6 +191,7 @@ func New(node *config.Node, opts Options) (*Broker, error) {
 		tr.Close()
 		return nil, err
 	}
+	cn.https.clock = ab.Clock()
 	b := &Broker{opts: opts, log: log, ab: ab, tr: tr, cn: cn, node: node}
 	if err := ab.Apply(specs(node)); err != nil {
 		b.Close()

@@ -33,6 +33,7 @@ type httpsOptions struct {
 	fallback    bool // try the FURL in the same attempt when every NURL fails
 	poll        time.Duration
 	pollTimeout time.Duration
+	clock       actors.Clock // times the polls; the broker's clock
 }
 
 // chooseProtocol is the one place the storage protocol of a server is
@@ -171,12 +172,14 @@ func statusText(err error) string {
 }
 
 // httpsSession is a live HTTPS storage session: the server's client and a
-// goroutine that checks, every poll interval, that the server still
-// answers. It ends when a check fails or it is closed.
+// goroutine that checks, every poll interval of the broker's clock, that
+// the server still answers. It ends when a check fails or it is closed.
 type httpsSession struct {
 	cl      *httpstorage.Client
 	info    actors.SessionInfo
 	version storage.Version
+	clock   actors.Clock
+	tick    chan struct{} // the poll timer fired
 
 	last      atomic.Int64 // unix nanoseconds of the last answer
 	done      chan struct{}
@@ -188,8 +191,12 @@ type httpsSession struct {
 }
 
 func newHTTPSSession(cl *httpstorage.Client, v storage.Version, info actors.SessionInfo, o httpsOptions) *httpsSession {
-	s := &httpsSession{cl: cl, info: info, version: v, done: make(chan struct{}), stop: make(chan struct{})}
-	s.last.Store(time.Now().UnixNano())
+	s := &httpsSession{cl: cl, info: info, version: v, clock: o.clock,
+		tick: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
+	if s.clock == nil {
+		s.clock = actors.RealClock()
+	}
+	s.last.Store(s.clock.Now().UnixNano())
 	poll, timeout := o.poll, o.pollTimeout
 	if poll <= 0 {
 		poll = DefaultHTTPSPoll
@@ -197,20 +204,35 @@ func newHTTPSSession(cl *httpstorage.Client, v storage.Version, info actors.Sess
 	if timeout <= 0 {
 		timeout = DefaultHTTPSPollTimeout
 	}
+	// The first timer is armed before the session is returned, so that a
+	// test's clock has it pending once the server shows as connected.
+	t := s.arm(poll)
 	s.wg.Add(1)
-	go s.watch(poll, timeout)
+	go s.watch(t, poll, timeout)
 	return s
 }
 
-func (s *httpsSession) watch(poll, timeout time.Duration) {
+// arm starts a timer of the session's clock that wakes watch after d.
+func (s *httpsSession) arm(d time.Duration) actors.Timer {
+	return s.clock.AfterFunc(d, func() {
+		select {
+		case s.tick <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// watch asks get_version each time the poll timer fires, with a limit of
+// timeout (on the real clock, like the connection attempts), and ends the
+// session at the first failure.
+func (s *httpsSession) watch(t actors.Timer, poll, timeout time.Duration) {
 	defer s.wg.Done()
-	t := time.NewTicker(poll)
-	defer t.Stop()
 	for {
 		select {
 		case <-s.stop:
+			t.Stop()
 			return
-		case <-t.C:
+		case <-s.tick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		go func() {
@@ -231,7 +253,8 @@ func (s *httpsSession) watch(poll, timeout time.Duration) {
 			s.end(err)
 			return
 		}
-		s.last.Store(time.Now().UnixNano())
+		s.last.Store(s.clock.Now().UnixNano())
+		t = s.arm(poll)
 	}
 }
 
@@ -252,7 +275,7 @@ func (s *httpsSession) Call(ctx context.Context, method string, args []any, kwar
 		if err != nil {
 			return nil, err
 		}
-		s.last.Store(time.Now().UnixNano())
+		s.last.Store(s.clock.Now().UnixNano())
 		return versionDict(v), nil
 	}
 	return nil, fmt.Errorf("tubfarm: %w: %s", ErrNotFoolscap, method)

@@ -282,6 +282,11 @@ func (b *Broker) Apply(specs []messages.ServerSpec) error {
 	}
 }
 
+// Clock returns the clock the broker was given with [WithClock], or the
+// real clock, so that a Connector's sessions can time their own checks by
+// it.
+func (b *Broker) Clock() Clock { return b.sh.clock }
+
 // Servers returns a status snapshot of every server, sorted by ID. A server
 // being replaced (its connection changed) shows its old child's status until that
 // child has terminated.

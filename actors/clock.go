@@ -25,6 +25,9 @@ type Timer interface {
 	Stop() bool
 }
 
+// RealClock returns the Clock backed by the time package, the default.
+func RealClock() Clock { return realClock{} }
+
 // realClock is the Clock backed by the time package.
 type realClock struct{}
 

@@ -261,3 +261,39 @@ func TestStorageHTTPSReconnect(t *testing.T) {
 	}
 	roundTrip(t, ctx, srv)
 }
+
+// The HTTPS session's liveness poll runs on the broker's clock: with the
+// server stopped, the session stays up until the injected clock reaches
+// the poll interval, and then the failed get_version ends it.
+func TestStorageHTTPSPollClock(t *testing.T) {
+	g, dir := startHTTPSGrid(t, 1, "")
+	clk := &jumpClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	t.Cleanup(clk.wg.Wait)
+	b := openBroker(t, dir, tubfarm.Options{
+		Backoff:   fastBackoff,
+		TestHooks: &tubfarm.TestHooks{ActorOptions: []actors.Option{actors.WithClock(clk)}},
+	})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	srv := b.Servers()[0]
+	if p := srv.Status().Protocol; p != "https" {
+		t.Fatalf("protocol %q", p)
+	}
+	if n := clk.pending(); n != 1 {
+		t.Fatalf("%d timers pending on the injected clock, want the session's poll", n)
+	}
+	if err := g.Servers[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Jump(tubfarm.DefaultHTTPSPoll - time.Second)
+	if !srv.Connected() || clk.pending() != 1 {
+		t.Fatalf("the poll fired before its interval: connected %v, %d timers pending", srv.Connected(), clk.pending())
+	}
+	clk.Jump(time.Second)
+	waitFor(t, b, "the session to end", func() bool { return !srv.Connected() })
+	if f := srv.Status().LastFailure; f == "" {
+		t.Fatal("no failure recorded for the ended session")
+	}
+}
