@@ -131,7 +131,7 @@ func (s *Server) Subscribers() int {
 }
 
 // Wait returns once cond holds (checked at each change of subscribers or
-// clients) or ctx ends.
+// clients, and at Close) or ctx ends.
 func (s *Server) Wait(ctx context.Context, cond func(s *Server) bool) error {
 	for {
 		s.mu.Lock()
@@ -219,11 +219,13 @@ func (s *Server) Restart(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the introducer and waits for its goroutines.
+// Close stops the introducer and waits for its goroutines, including the
+// push loop of a subscription that was still being set up.
 func (s *Server) Close() {
 	s.Stop()
 	s.mu.Lock()
 	s.closed = true
+	s.notifyLocked()
 	for _, snd := range s.subs {
 		snd.stop()
 	}
@@ -308,6 +310,9 @@ func (s *Server) subscribe(ctx context.Context, subV, svcV, infoV any) error {
 	}
 	snd := newSender(s, ref)
 	s.subs[ref] = snd
+	// Counted now, under mu and before closed is set, so that Close's
+	// Wait also waits for a sender not started yet.
+	s.wg.Add(1)
 	s.notifyLocked()
 	s.mu.Unlock()
 	if len(initial) > 0 {
@@ -316,12 +321,19 @@ func (s *Server) subscribe(ctx context.Context, subV, svcV, infoV any) error {
 			_ = err
 		}
 	}
+	if testHookBeforeStart != nil {
+		testHookBeforeStart()
+	}
 	snd.start()
 	if s.opts.Stall {
 		<-ctx.Done()
 	}
 	return nil
 }
+
+// testHookBeforeStart, if set by a test, runs in subscribe between
+// registering a sender and starting it.
+var testHookBeforeStart func()
 
 // sender pushes announce_v2 calls to one subscriber in order.
 type sender struct {
@@ -350,9 +362,9 @@ func (d *sender) push(set foolscap.Set) {
 
 func (d *sender) stop() { d.once.Do(func() { close(d.quit) }) }
 
-// start runs the push loop; it ends when the subscriber's connection ends.
+// start runs the push loop, already counted in d.s.wg by subscribe; it
+// ends when the subscriber's connection ends or the server closes.
 func (d *sender) start() {
-	d.s.wg.Add(1)
 	go func() {
 		defer d.s.wg.Done()
 		conn := d.ref.Conn()
