@@ -295,6 +295,7 @@ func spec(e config.Entry, forceFoolscap bool) messages.ServerSpec {
 		Nickname:     e.Nickname,
 		FURL:         e.FURL,
 		NURLs:        slices.Clone(e.NURLs),
+		BadNURLs:     badNURLs(e.NURLErrors),
 		Protocol:     proto,
 		Announcement: e.Announcement.Fields(),
 		Source:       sourceString(e.Source),

@@ -95,6 +95,9 @@ var errNoUsableHints = errors.New("tubfarm: no usable connection hints")
 
 // Connect uses the protocol the spec asks for (see chooseProtocol).
 func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
+	for _, b := range srv.BadNURLs {
+		report(b.NURL, "bad NURL: "+b.Reason)
+	}
 	if srv.Protocol == httpstorage.ProtoHTTPS {
 		return c.connectHTTPS(ctx, srv, id, report)
 	}

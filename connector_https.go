@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tubfarm/tubfarm/actors"
+	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/httpstorage"
@@ -44,6 +45,42 @@ func chooseProtocol(nurls []hints.NURL, forceFoolscap bool) string {
 		return httpstorage.ProtoHTTPS
 	}
 	return storage.ProtoFoolscap
+}
+
+// maxBadNURL caps the length of a bad NURL and of its reason in status:
+// the text comes from a stranger's announcement.
+const maxBadNURL = 200
+
+// badNURLs turns the parse errors of a server's NURLs into what its status
+// shows among the hints: the NURL, swissnum redacted (or, for an entry that
+// is not a string, the announcement field), and why it is unusable.
+func badNURLs(errs []error) []messages.BadNURL {
+	var out []messages.BadNURL
+	for _, err := range errs {
+		b := messages.BadNURL{Reason: err.Error()}
+		var ne *hints.NURLError
+		var fe interface{ Field() string }
+		switch {
+		case errors.As(err, &ne):
+			b.NURL, b.Reason = ne.Redacted(), ne.Msg
+		case errors.As(err, &fe):
+			b.NURL = fe.Field()
+		default:
+			b.NURL = config.FieldNURLs
+		}
+		out = append(out, messages.BadNURL{NURL: clip(b.NURL), Reason: clip(b.Reason)})
+	}
+	return out
+}
+
+// clip makes s valid UTF-8 and at most maxBadNURL bytes long (plus an
+// ellipsis).
+func clip(s string) string {
+	s = strings.ToValidUTF8(s, "\ufffd")
+	if len(s) > maxBadNURL {
+		s = strings.ToValidUTF8(s[:maxBadNURL], "") + "…"
+	}
+	return s
 }
 
 // errFallback is reported when every NURL failed and the FURL is tried.

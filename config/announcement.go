@@ -64,6 +64,9 @@ type fieldError struct {
 func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
 func (e *fieldError) Unwrap() error { return e.err }
 
+// Field names the field the error is about, e.g. "anonymous-storage-NURLs[1]".
+func (e *fieldError) Field() string { return e.field }
+
 // NewAnnouncement builds an Announcement from a dictionary. Values must be
 // JSON-like (strings, numbers of any Go integer or float type, bools, nil,
 // slices and maps with string keys); the known fields must have the types

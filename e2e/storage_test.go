@@ -3,8 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"html"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/tubfarm/tubfarm/config"
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/internal/grid"
+	"github.com/tubfarm/tubfarm/status"
 	"github.com/tubfarm/tubfarm/storage"
 	tubtls "github.com/tubfarm/tubfarm/tls"
 )
@@ -295,5 +300,67 @@ func TestStorageHTTPSPollClock(t *testing.T) {
 	waitFor(t, b, "the session to end", func() bool { return !srv.Connected() })
 	if f := srv.Status().LastFailure; f == "" {
 		t.Fatal("no failure recorded for the ended session")
+	}
+}
+
+// A server that announces a good and a bad NURL connects over HTTPS
+// through the good one, and its status (the snapshot, the JSON and the
+// page) names the bad one, redacted, with the parse error among its hints;
+// the other server's hints show no such thing.
+func TestStorageBadNURLStatus(t *testing.T) {
+	g, dir := startHTTPSGrid(t, 2, "")
+	const bad = "pb://not-a-nurl@127.0.0.1:1/secretswiss#v=1"
+	const badKey = "pb://not-a-nurl@127.0.0.1:1/REDACTED"
+	good := g.Servers[0].NURL.String()
+	writeNURL(t, dir, g.Servers[0], good+"\"\n        - \""+bad)
+	b := openBroker(t, dir, tubfarm.Options{Backoff: fastBackoff})
+	ctx := testCtx(t)
+	if err := b.WhenConnected(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	h := status.NewHandler(b, status.Options{})
+	var rep status.Report
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?t=json", nil))
+	jsonBody := rec.Body.String()
+	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	page := rec.Body.String()
+	if strings.Contains(page, "secretswiss") || strings.Contains(jsonBody, "secretswiss") {
+		t.Error("the page or the JSON shows the bad NURL's swissnum")
+	}
+	for _, s := range rep.Servers {
+		if s.Protocol != "https" {
+			t.Errorf("%s: protocol %q, want https", s.Nickname, s.Protocol)
+		}
+		var badHints []string
+		for hint, st := range s.Hints {
+			if strings.HasPrefix(st, "bad NURL") {
+				badHints = append(badHints, hint+": "+st)
+			}
+		}
+		if s.ID != g.Servers[0].ID {
+			if len(badHints) != 0 {
+				t.Errorf("%s (no bad NURL) shows %q", s.Nickname, badHints)
+			}
+			continue
+		}
+		st, ok := s.Hints[badKey]
+		if !ok || !strings.HasPrefix(st, "bad NURL: ") || !strings.Contains(st, "hash") {
+			t.Errorf("%s: JSON hints %q, want %q with the parse error", s.Nickname, s.Hints, badKey)
+		}
+		if !strings.Contains(page, html.EscapeString(badKey)) || !strings.Contains(page, html.EscapeString(st)) {
+			t.Errorf("the page does not show %q: %q", badKey, st)
+		}
+	}
+	for _, srv := range b.Servers() {
+		st := srv.Status()
+		has := slices.ContainsFunc(st.Hints, func(h actors.HintStatus) bool { return h.Hint == badKey })
+		if has != (srv.ID() == g.Servers[0].ID) {
+			t.Errorf("%s: status hints %+v", srv.Nickname(), st.Hints)
+		}
 	}
 }

@@ -46,6 +46,10 @@ func (e *NURLError) Error() string {
 	return "hints: parse NURL " + quote(redactFURL(e.NURL)) + ": " + ErrNURLSyntax.Error() + ": " + e.Msg
 }
 
+// Redacted returns the input with its swissnum, if any, replaced, for
+// logs and status.
+func (e *NURLError) Redacted() string { return redactFURL(e.NURL) }
+
 // Unwrap returns ErrNURLSyntax.
 func (e *NURLError) Unwrap() error { return ErrNURLSyntax }
 

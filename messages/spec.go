@@ -32,6 +32,11 @@ type ServerSpec struct {
 	// announcement entered the configuration.
 	NURLs []hints.NURL
 
+	// BadNURLs are the announced NURLs that did not parse. The Connector
+	// reports each among the hints of every attempt, so that status shows
+	// them; they are never dialed.
+	BadNURLs []BadNURL
+
 	// Protocol is the storage protocol to use: "https" (the server has
 	// NURLs and [client] force_foolscap is not set) or "foolscap". The
 	// broker passes it to the Connector and shows it in status until a
@@ -57,6 +62,12 @@ type ServerSpec struct {
 	Policy hints.Policy
 }
 
+// A BadNURL is an announced NURL that did not parse.
+type BadNURL struct {
+	NURL   string // the NURL as announced, swissnum redacted; or the announcement field
+	Reason string // the parse error
+}
+
 // SameConnection reports whether s and o ask for the same connection: the
 // same FURL, the same policy, the same protocol and, for "https", the same
 // NURLs. The broker diffs on it: a server whose new spec is the same
@@ -67,11 +78,12 @@ func (s ServerSpec) SameConnection(o ServerSpec) bool {
 		(s.Protocol != "https" || slices.Equal(s.NURLs, o.NURLs))
 }
 
-// Clone returns a copy of s whose Announcement map, NURLs and FURL hints are
-// not shared with s. The values inside the map are not copied.
+// Clone returns a copy of s whose Announcement map, NURLs, bad NURLs and FURL
+// hints are not shared with s. The values inside the map are not copied.
 func (s ServerSpec) Clone() ServerSpec {
 	s.Announcement = maps.Clone(s.Announcement)
 	s.NURLs = slices.Clone(s.NURLs)
+	s.BadNURLs = slices.Clone(s.BadNURLs)
 	s.FURL.Hints = slices.Clone(s.FURL.Hints)
 	return s
 }
