@@ -83,7 +83,8 @@ func clip(s string) string {
 	return s
 }
 
-// errFallback is reported when every NURL failed and the FURL is tried.
+// fallbackStatus is the hint status reported when every NURL failed and the
+// FURL is tried.
 const fallbackStatus = "every NURL failed: trying the FURL (Foolscap fallback)"
 
 // connectHTTPS races every usable NURL of srv with a get_version; the

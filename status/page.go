@@ -66,7 +66,7 @@ tbody tr:hover td{background:var(--head)}
 .id{color:var(--muted);max-width:22ch;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .muted{color:var(--muted);font-size:12px}
 .num{font-variant-numeric:tabular-nums;white-space:nowrap}
-.summary{margin:4px 0 2px;white-space:nowrap}
+.summary{margin:4px 0 2px;overflow-wrap:anywhere}
 .conn{min-width:320px}
 .nowrap{white-space:nowrap}
 td.retry{width:190px;max-width:190px}
