@@ -79,21 +79,29 @@ func LoadServers(path string, cfg *TahoeConfig) (*Servers, error) {
 // An empty document is an error (Tahoe crashes on it); a document without
 // "storage" defines no servers.
 func ParseServers(path string, data []byte, cfg *TahoeConfig) (*Servers, error) {
+	s, _, err := parseServers(path, data, cfg, false)
+	return s, err
+}
+
+// parseServers is ParseServers and, with keepGoing, CheckServers: a bad
+// entry is then collected in entryErrs and the others are still read;
+// without it, the first bad entry is the error.
+func parseServers(path string, data []byte, cfg *TahoeConfig, keepGoing bool) (s *Servers, entryErrs []error, err error) {
 	if cfg == nil {
 		cfg = DefaultTahoeConfig()
 	}
 	y, root, err := parseYAML(path, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if root == nil {
-		return nil, &FileError{Path: path, Err: classErr(ErrEmptyDocument, "file is empty; remove it or define storage servers")}
+		return nil, nil, &FileError{Path: path, Err: classErr(ErrEmptyDocument, "file is empty; remove it or define storage servers")}
 	}
 	top, err := y.mapping(root, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s := &Servers{Path: path}
+	s = &Servers{Path: path}
 	var entries []pair
 	for _, p := range top {
 		if p.key != "storage" {
@@ -102,25 +110,29 @@ func ParseServers(path string, data []byte, cfg *TahoeConfig) (*Servers, error) 
 		}
 		v, err := y.resolve(p.value)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if isNull(v) {
 			continue // "storage:" with nothing under it
 		}
 		if entries, err = y.mapping(v, "storage"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	s.Servers = make([]StaticServer, 0, len(entries))
 	for _, p := range entries {
 		srv, err := y.staticServer(p, cfg, s)
 		if err != nil {
-			return nil, err
+			if !keepGoing {
+				return nil, nil, err
+			}
+			entryErrs = append(entryErrs, err)
+			continue
 		}
 		s.Servers = append(s.Servers, srv)
 	}
 	slices.SortFunc(s.Servers, func(a, b StaticServer) int { return strings.Compare(a.ID, b.ID) })
-	return s, nil
+	return s, entryErrs, nil
 }
 
 func (y *yamlFile) staticServer(p pair, cfg *TahoeConfig, s *Servers) (StaticServer, error) {
