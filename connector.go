@@ -34,7 +34,7 @@ type connector struct {
 
 // peerState is what one server's current identity remembers between its
 // connections: the incarnation it presents and Foolscap's
-// duplicate-connection state (docs/foolscap-wire.md §3.5). With a fresh identity
+// duplicate-connection state (docs/foolscap-protocol.md §3.5). With a fresh identity
 // per attempt it is used once; with one identity per server it lets a
 // reconnect replace the old connection instead of being refused as a
 // duplicate.

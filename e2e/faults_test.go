@@ -589,7 +589,7 @@ func TestFaultWrongTub(t *testing.T) {
 // (actors.PerServer), the client's side of a connection is reset while the
 // server keeps its side open (a half-open connection). The reconnection
 // presents the same TubID and incarnation; by Foolscap's duplicate rules
-// (docs/foolscap-wire.md §3.5) it must replace the stale connection, not be
+// (docs/foolscap-protocol.md §3.5) it must replace the stale connection, not be
 // refused as a duplicate — whichever side is master.
 func TestFaultDuplicateConnection(t *testing.T) {
 	for _, serverMaster := range []bool{true, false} {

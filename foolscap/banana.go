@@ -9,7 +9,7 @@ import (
 )
 
 // Banana token type bytes (protocol version 3), as Foolscap 21.7.0 puts them
-// on the wire. See docs/foolscap-wire.md §4.2. The bundled banana.rst is stale:
+// on the wire. See docs/foolscap-protocol.md §4.2. The bundled banana.rst is stale:
 // LONGINT and LONGNEG are 0x85 and 0x86.
 const (
 	tokList    byte = 0x80 // obsolete "oldbanana"; receiving it is fatal
@@ -28,7 +28,7 @@ const (
 	tokPong    byte = 0x8F
 )
 
-// Fixed protocol limits (docs/foolscap-wire.md §4.3).
+// Fixed protocol limits (docs/foolscap-protocol.md §4.3).
 const (
 	// maxHeaderDigits is the most base-128 header digits a token may carry
 	// ("token prefix is limited to 64 bytes").
@@ -45,7 +45,7 @@ const (
 	failureClassName = "twisted.python.failure.Failure"
 )
 
-// vocab1 is Foolscap's initial vocab table 1 (docs/foolscap-wire.md §4.4).
+// vocab1 is Foolscap's initial vocab table 1 (docs/foolscap-protocol.md §4.4).
 var vocab1 = []string{
 	"none", "boolean", "reference", "dict", "list", "tuple", "set",
 	"immutable-set", "unicode", "set-vocab", "add-vocab", "call", "arguments",
@@ -101,7 +101,7 @@ var (
 	// ErrNegotiationText: a negotiation block ("banana-decision-version:
 	// ... error: ...") arrived where Banana was expected, i.e. the peer
 	// rejected the negotiation after we had started Banana
-	// (docs/foolscap-wire.md §3.6). Detail holds the peer's error text.
+	// (docs/foolscap-protocol.md §3.6). Detail holds the peer's error text.
 	ErrNegotiationText = errors.New("negotiation error block where Banana was expected")
 
 	// ErrStringTooLong: a STRING, LONGINT or LONGNEG longer than

@@ -235,7 +235,7 @@ func (d *Decoder) rawToken() (token, error) {
 const negotiationMarker = "banana-decision-version:"
 
 // negotiationText recognises a negotiation block where Banana was expected
-// (docs/foolscap-wire.md §3.6) and returns the error to report, or nil.
+// (docs/foolscap-protocol.md §3.6) and returns the error to report, or nil.
 func (d *Decoder) negotiationText(prefix []byte) error {
 	if !bytes.HasPrefix(prefix, []byte(negotiationMarker)) {
 		return nil

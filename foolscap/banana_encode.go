@@ -326,7 +326,7 @@ func appendFloat(dst []byte, f float64) []byte {
 	return binary.BigEndian.AppendUint64(dst, math.Float64bits(f))
 }
 
-// appendCall encodes a PB call message (docs/foolscap-wire.md §5.3). Keyword
+// appendCall encodes a PB call message (docs/foolscap-protocol.md §5.3). Keyword
 // names are sorted, as Python's ArgumentSlicer does.
 func (e *Encoder) appendCall(dst []byte, reqID, clid int64, method string, args []any, kwargs map[string]any) ([]byte, error) {
 	return e.top(dst, func(dst []byte) ([]byte, error) {

@@ -12,7 +12,7 @@ var fuzzLimits = Limits{MaxStringLength: 1 << 12, MaxDepth: 16, MaxItems: 256, M
 
 // FuzzBananaDecode feeds arbitrary bytes to the generic and PB decoders:
 // they must never panic and must stop at the first fatal error.
-// Seeds are the captures of docs/foolscap-wire.md (testdata/fuzz/FuzzBananaDecode).
+// Seeds are the captures of docs/foolscap-protocol.md (testdata/fuzz/FuzzBananaDecode).
 func FuzzBananaDecode(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)

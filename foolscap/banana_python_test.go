@@ -160,7 +160,7 @@ func pyCases() map[string]any {
 }
 
 // TestBananaMatchesPython checks the codec against Python Foolscap's own
-// Banana, both ways, for every value kind of docs/foolscap-wire.md §4.6:
+// Banana, both ways, for every value kind of docs/foolscap-protocol.md §4.6:
 // Python's bytes must equal the Go encoder's bytes exactly and decode to
 // the same Go value, and Python must decode the Go encoder's bytes to the
 // original Python value (compared with types).

@@ -14,7 +14,7 @@ import (
 	"testing/iotest"
 )
 
-// wire builds bytes from a capture in docs/foolscap-wire.md notation: hex digits
+// wire builds bytes from a capture in docs/foolscap-protocol.md notation: hex digits
 // (spaces ignored) and "quoted ASCII" (Go escapes allowed).
 func wire(t testing.TB, s string) []byte {
 	t.Helper()
@@ -77,7 +77,7 @@ func (s *stubObj) CallRemote(_ context.Context, method string, _ []any, _ map[st
 }
 
 // TestEncodeGolden checks the encoder against the captures of
-// docs/foolscap-wire.md §4.6, §5.2-5.7 and §7.
+// docs/foolscap-protocol.md §4.6, §5.2-5.7 and §7.
 func TestEncodeGolden(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -208,7 +208,7 @@ func decodeMessage(t *testing.T, capture string, objCount int64) *message {
 	return msgs[0]
 }
 
-// TestDecodeGolden decodes the captures of docs/foolscap-wire.md §4-§7.
+// TestDecodeGolden decodes the captures of docs/foolscap-protocol.md §4-§7.
 func TestDecodeGolden(t *testing.T) {
 	t.Run("get_version answer §5.4", func(t *testing.T) {
 		m := decodeMessage(t, getVersionAnswer, 2)

@@ -68,7 +68,7 @@ type DialConfig struct {
 	// certificate and VerifyConnection.
 	TLSConfig func(*tls.Config)
 	// LastConnection holds the duplicate-connection state kept per
-	// (identity, server) across connections (docs/foolscap-wire.md §3.5). If nil,
+	// (identity, server) across connections (docs/foolscap-protocol.md §3.5). If nil,
 	// the hello says "last-connection: none 0" and nothing is remembered,
 	// which is right for an identity used for only one connection.
 	LastConnection *LastConnection
@@ -387,7 +387,7 @@ func (e *NegotiationError) cause() string {
 	return s
 }
 
-// negotiate runs the client side of docs/foolscap-wire.md §3 over raw. It
+// negotiate runs the client side of docs/foolscap-protocol.md §3 over raw. It
 // returns the connection to hand to the PB layer.
 func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) (net.Conn, error) {
 	cfg := d.cfg

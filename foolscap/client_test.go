@@ -594,7 +594,7 @@ func TestDialCancel(t *testing.T) {
 }
 
 // TestDuplicateConnectionsServerMaster replays the verified sequence of
-// docs/foolscap-wire.md §3.5 against a Go Listener that is master.
+// docs/foolscap-protocol.md §3.5 against a Go Listener that is master.
 func TestDuplicateConnectionsServerMaster(t *testing.T) {
 	clientID, serverID := idPair(t, false)
 	tub := NewTub(serverID)

@@ -7,7 +7,7 @@
 // [Dial] connects to a Tub given its TubID (from a FURL) and a list of
 // [Target]s, connection hints already parsed by the caller. All targets are
 // dialed at once and the first to complete negotiation wins, as Foolscap's
-// TubConnector does. Negotiation (docs/foolscap-wire.md §3) is: a plaintext
+// TubConnector does. Negotiation (docs/foolscap-protocol.md §3) is: a plaintext
 // "GET /id/<tubid>" upgrade answered by "101 Switching Protocols", a TLS
 // handshake in which both sides present certificates and the server's is
 // pinned to the TubID, hello blocks, and a decision block sent by the
@@ -32,7 +32,7 @@
 // duplicate-connection rules, §3.5) and serves each connection with the
 // PB layer bound to the Tub's registry.
 //
-// docs/foolscap-wire.md records what Foolscap 21.7 does on the wire, which
+// docs/foolscap-protocol.md records what Foolscap 21.7 does on the wire, which
 // this package follows; a bare §N.N in this package's comments and test
 // names is a section of that page. docs/foolscap.md describes the package.
 package foolscap

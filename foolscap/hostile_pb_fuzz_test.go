@@ -17,7 +17,7 @@ import (
 // error, and the pending call must return.
 func FuzzConnPB(f *testing.F) {
 	seeds := []string{
-		// A getReferenceByName call for the served object (docs/foolscap-wire.md §5.3).
+		// A getReferenceByName call for the served object (docs/foolscap-protocol.md §5.3).
 		`0088 0b87 0181 0081 1282 "getReferenceByName" 0188 0c87 0081 0482 "name" 0182 "x" 0189 0089`,
 		// An answer to our own getReference (reqID 1) with a my-reference.
 		`0088 0d87 0181 0188 0f87 0181 0f82 "RIDemo.example" 0589 0089`,

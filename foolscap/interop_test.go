@@ -176,7 +176,7 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 	}
 }
 
-// checkVersion checks the Tahoe-shaped dict of docs/foolscap-wire.md §5.4.
+// checkVersion checks the Tahoe-shaped dict of docs/foolscap-protocol.md §5.4.
 func checkVersion(t *testing.T, v any) {
 	t.Helper()
 	d, ok := v.(Dict)
@@ -278,7 +278,7 @@ func pyConn(t *testing.T, tubID, addr string) (*Conn, *RemoteRef) {
 	return c, ref
 }
 
-// TestInteropValues echoes every value kind of docs/foolscap-wire.md §4.6
+// TestInteropValues echoes every value kind of docs/foolscap-protocol.md §4.6
 // through Python.
 func TestInteropValues(t *testing.T) {
 	_, tubID, addr := startPyServer(t)

@@ -351,7 +351,7 @@ func (l *Listener) serve(raw net.Conn, host string) {
 	l.mu.Unlock()
 }
 
-// serverNegotiation is the server side of docs/foolscap-wire.md §3 on one
+// serverNegotiation is the server side of docs/foolscap-protocol.md §3 on one
 // connection.
 type serverNegotiation struct {
 	l     *Listener

@@ -17,7 +17,7 @@ import (
 )
 
 // This file holds what the client and the server sides of connection
-// negotiation share (docs/foolscap-wire.md §3): the wire constants, the block
+// negotiation share (docs/foolscap-protocol.md §3): the wire constants, the block
 // codec, the HTTP-style upgrade request and response, version and vocab
 // choice, and the error types.
 
@@ -94,7 +94,7 @@ const (
 )
 
 // Role is which side of a connection makes the negotiation decision: the one
-// whose TubID string compares greater is the master (docs/foolscap-wire.md §3.4).
+// whose TubID string compares greater is the master (docs/foolscap-protocol.md §3.4).
 type Role int
 
 // Roles.
@@ -121,7 +121,7 @@ var (
 	// there was nothing to dial (Foolscap's NoLocationHintsError).
 	ErrNoLocationHints = errors.New("foolscap: no location hints")
 	// ErrDuplicateConnection means the master rejected the connection as a
-	// duplicate of one it already has to the same peer (docs/foolscap-wire.md
+	// duplicate of one it already has to the same peer (docs/foolscap-protocol.md
 	// §3.5). A [RemoteNegotiationError] whose message is "Duplicate
 	// connection" matches it.
 	ErrDuplicateConnection = errors.New("foolscap: duplicate connection")
@@ -352,7 +352,7 @@ func withPrefix(c net.Conn, rest []byte) net.Conn {
 	return &prefixConn{Conn: c, rest: rest}
 }
 
-// upgradeRequest returns the client's plaintext request (docs/foolscap-wire.md
+// upgradeRequest returns the client's plaintext request (docs/foolscap-protocol.md
 // §3.1).
 func upgradeRequest(tubID, host string) []byte {
 	b := make([]byte, 0, 128)
@@ -628,7 +628,7 @@ func ctxErr(ctx context.Context, err error) error {
 
 // sniffConn records the first bytes read through it, so that a failed TLS
 // handshake can be explained when the peer sent a plaintext error block
-// instead of TLS (docs/foolscap-wire.md §3.7).
+// instead of TLS (docs/foolscap-protocol.md §3.7).
 type sniffConn struct {
 	net.Conn
 	seen []byte

@@ -8,7 +8,7 @@ import (
 )
 
 // The committed corpora under testdata/fuzz/ hold the real captures of
-// docs/foolscap-wire.md §3 and §7 (hellos, decision, error block, upgrade
+// docs/foolscap-protocol.md §3 and §7 (hellos, decision, error block, upgrade
 // request and responses); f.Add adds a few edge cases.
 
 // FuzzParseBlock checks that parseBlock never panics and that whatever it

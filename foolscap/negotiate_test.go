@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// Captured blocks (docs/foolscap-wire.md §3, §7).
+// Captured blocks (docs/foolscap-protocol.md §3, §7).
 const (
 	capturedClientHello = "banana-negotiation-range: 3 3\r\ninitial-vocab-table-range: 0 1\r\nlast-connection: none 0\r\nmy-incarnation: 86c706b9432c6904\r\nmy-tub-id: fvzc7zou7qd2go2joqd5bl6jh4dnppxm\r\n\r\n"
 	capturedServerHello = "banana-negotiation-range: 3 3\r\ninitial-vocab-table-range: 0 1\r\nmy-incarnation: f2711a4122d4fa3b\r\nmy-tub-id: nrvkbi4kvmfi3pj6j62kbfoa7qbog4hv\r\n\r\n"

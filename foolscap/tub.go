@@ -27,7 +27,7 @@ const maxPeerSeqs = 10000
 // objects reachable by name (swissnum). Serve it with [Listener.AddTub].
 //
 // A Tub also tracks its live inbound connections per peer TubID, to apply
-// Foolscap's duplicate-connection rules (docs/foolscap-wire.md §3.5). A Tub is
+// Foolscap's duplicate-connection rules (docs/foolscap-protocol.md §3.5). A Tub is
 // safe for concurrent use.
 type Tub struct {
 	id          *tubtls.Identity
@@ -207,7 +207,7 @@ func (t *Tub) decideAsMaster(peer string, o offer) (slot *peerConn, seq uint64, 
 	return slot, seq, old, nil
 }
 
-// acceptOfferLocked is compareOfferAndExisting (docs/foolscap-wire.md §3.5).
+// acceptOfferLocked is compareOfferAndExisting (docs/foolscap-protocol.md §3.5).
 func (t *Tub) acceptOfferLocked(o offer, ex *peerConn) bool {
 	if o.incarnation == "" || o.lastConnection == "" {
 		return false // pre-0.2.0 peer; handle-old-duplicate-connections is not implemented

@@ -57,7 +57,7 @@ func TestTubRegister(t *testing.T) {
 }
 
 // TestAcceptOffer is Foolscap's compareOfferAndExisting table
-// (docs/foolscap-wire.md §3.5), seen from a Tub that is master of an existing
+// (docs/foolscap-protocol.md §3.5), seen from a Tub that is master of an existing
 // connection with slave incarnation "slave1" and seqnum 5.
 func TestAcceptOffer(t *testing.T) {
 	tub := NewTub(newID(t))

@@ -12,7 +12,7 @@ const (
 	swiss = "eiu2i7p6d6mm4ihmss7ieou5hac3wn6b"
 )
 
-// furlTests covers every FURL form of docs/foolscap-wire.md §1.1. Error messages
+// furlTests covers every FURL form of docs/foolscap-protocol.md §1.1. Error messages
 // are checked exactly; FURLError.Error hides the NAME.
 var furlTests = []struct {
 	name    string

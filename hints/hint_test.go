@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// hintTests covers every hint form of docs/foolscap-wire.md §1.2, parsed with the
+// hintTests covers every hint form of docs/foolscap-protocol.md §1.2, parsed with the
 // grammar of each kind's own handler.
 var hintTests = []struct {
 	in      string

@@ -14,7 +14,7 @@
 // characters long. Foolscap checks peers by TubID only: there is no CA, no host
 // name and no expiry check. Certificates made here carry no KeyUsage or
 // ExtKeyUsage extension, because Foolscap rejects a client certificate whose
-// only ExtKeyUsage is serverAuth (docs/foolscap-wire.md §2.5).
+// only ExtKeyUsage is serverAuth (docs/foolscap-protocol.md §2.5).
 //
 // Two kinds of identity exist:
 //

@@ -209,7 +209,7 @@ while True:
 // using Foolscap's TLS context with an ephemeral identity: Foolscap accepts
 // the certificate and computes the same TubID, under TLS 1.2 and 1.3. A
 // certificate whose only ExtKeyUsage is serverAuth is the control: Foolscap
-// rejects it (docs/foolscap-wire.md §2.4), which shows the check ran.
+// rejects it (docs/foolscap-protocol.md §2.4), which shows the check ran.
 func TestInteropEphemeralClientCertAcceptedByFoolscap(t *testing.T) {
 	p := pyfoolscap.Start(t, pyFoolscapTLSServer)
 	ready := strings.Fields(p.Line(t, pyTimeout))
