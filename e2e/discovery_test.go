@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tubfarm/tubfarm"
 	"github.com/tubfarm/tubfarm/config"
@@ -97,13 +96,13 @@ func TestDiscovery(t *testing.T) {
 	if e, _ := mustServer(t, b, s2.ID).Entry(); e.Announcement.Seqnum != 2 {
 		t.Errorf("s2 uses seqnum %d, want the newest, 2", e.Announcement.Seqnum)
 	}
-	if n := testutil.ToFloat64(collectorFor(t, reg, "tubfarm_introducers", "state", "connected")); n != 2 {
+	if n := sampleValue(t, reg, "tubfarm_introducers", "state", "connected"); n != 2 {
 		t.Errorf("tubfarm_introducers{state=connected} = %v, want 2", n)
 	}
 	// s2's seqnum 1 through a is accepted or, if b's seqnum 2 came
 	// first, superseded: stored either way.
-	acc := testutil.ToFloat64(collectorFor(t, reg, "tubfarm_introducer_announcements_total", "result", "accepted"))
-	sup := testutil.ToFloat64(collectorFor(t, reg, "tubfarm_introducer_announcements_total", "result", "superseded"))
+	acc := sampleValue(t, reg, "tubfarm_introducer_announcements_total", "result", "accepted")
+	sup := sampleValue(t, reg, "tubfarm_introducer_announcements_total", "result", "superseded")
 	if acc+sup != 4 || acc < 3 {
 		t.Errorf("accepted %v, superseded %v; want 4 stored, at least 3 accepted", acc, sup)
 	}
@@ -212,8 +211,9 @@ func connectedCount(b *tubfarm.Broker) int {
 	return n
 }
 
-// collectorFor finds one sample of a gathered metric family.
-func collectorFor(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {
+// sampleValue returns the value of the sample name{label=value}, counter
+// or gauge, gathered from reg.
+func sampleValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -226,14 +226,13 @@ func collectorFor(t *testing.T, reg *prometheus.Registry, name, label, value str
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == label && lp.GetValue() == value {
-					v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
-					return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "x", Help: "x"}, func() float64 { return v })
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 				}
 			}
 		}
 	}
 	t.Fatalf("no %s{%s=%q}", name, label, value)
-	return nil
+	return 0
 }
 
 // TestDiscoveryTahoeCache: a cache Tahoe wrote (no signatures) is used at

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tubfarm/tubfarm"
 	"github.com/tubfarm/tubfarm/actors"
@@ -108,7 +107,7 @@ func TestStorageProtocolChoice(t *testing.T) {
 					t.Errorf("raw call over foolscap: %v", err)
 				}
 			}
-			sessions := testutil.ToFloat64(mustCounter(t, reg, "tubfarm_sessions_total", tc.want))
+			sessions := sampleValue(t, reg, "tubfarm_sessions_total", "protocol", tc.want)
 			if sessions != 3 {
 				t.Errorf("tubfarm_sessions_total{protocol=%q} = %v, want 3", tc.want, sessions)
 			}
@@ -119,29 +118,6 @@ func TestStorageProtocolChoice(t *testing.T) {
 			}
 		})
 	}
-}
-
-// mustCounter returns the value of counter name{protocol=p} as a collector.
-func mustCounter(t *testing.T, reg *prometheus.Registry, name, p string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "protocol" && l.GetValue() == p {
-					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return m.GetCounter().GetValue() })
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{protocol=%q}", name, p)
-	return nil
 }
 
 func indexOf(id string) (si storage.Index) {
