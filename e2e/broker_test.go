@@ -62,6 +62,12 @@ func waitFor(t *testing.T, b *tubfarm.Broker, what string, cond func() bool) {
 	t.Helper()
 	ch, cancel := b.Subscribe()
 	defer cancel()
+	waitOn(t, ch, what, cond)
+}
+
+// waitOn waits until cond holds, re-checking whenever ch delivers.
+func waitOn[T any](t *testing.T, ch <-chan T, what string, cond func() bool) {
+	t.Helper()
 	ctx := testCtx(t)
 	for !cond() {
 		select {

@@ -191,14 +191,7 @@ func waitIntro(t *testing.T, b *tubfarm.Broker, what string, cond func() bool) {
 	t.Helper()
 	ch, cancel := b.SubscribeIntroducers()
 	defer cancel()
-	ctx := testCtx(t)
-	for !cond() {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	waitOn(t, ch, what, cond)
 }
 
 func connectedCount(b *tubfarm.Broker) int {
