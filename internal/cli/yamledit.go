@@ -333,16 +333,43 @@ func (d *serversDoc) clone() *serversDoc {
 }
 
 // splice returns the file with lines [from, to) replaced by text.
+//
+// The blank and comment lines that come right after the splice lose the
+// tabs in their indentation (a blank line becomes empty; a tab before a
+// '#' becomes a space). Those lines now follow other content, and a tab
+// there ends a plain scalar of that content with "found a tab character
+// that violates indentation", although the same line was harmless where
+// it stood before.
 func (d *serversDoc) splice(from, to int, text string) []byte {
 	var b strings.Builder
 	for _, l := range d.lines[:from] {
 		b.WriteString(l)
 	}
 	b.WriteString(text)
-	for _, l := range d.lines[to:] {
+	rest := d.lines[to:]
+	for len(rest) > 0 && (blank(rest[0]) || isComment(rest[0])) {
+		b.WriteString(untab(rest[0]))
+		rest = rest[1:]
+	}
+	for _, l := range rest {
 		b.WriteString(l)
 	}
 	return []byte(b.String())
+}
+
+// untab returns a blank or comment line without tabs in its indentation.
+func untab(line string) string {
+	body := strings.TrimRight(line, "\r\n")
+	ending := line[len(body):]
+	text := strings.TrimLeft(body, " \t")
+	lead := body[:len(body)-len(text)]
+	if !strings.Contains(lead, "\t") {
+		return line
+	}
+	if text == "" {
+		return ending
+	}
+	return strings.ReplaceAll(lead, "\t", " ") + text + ending
 }
 
 // anchorIn returns an anchor defined in the given trees, or "".
