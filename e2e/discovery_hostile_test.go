@@ -171,9 +171,10 @@ func TestHostileIntroducer(t *testing.T) {
 }
 
 // TestHostileIntroducerSets: a set larger than MaxSetSize is refused whole
-// and counted; one beyond Foolscap's item limit (100 000) never reaches the
-// subscriber: the call fails on the wire, nothing is counted or stored, and
-// the connection stays up.
+// and each of its items counted; one beyond Foolscap's item limit (100 000)
+// is refused by the decoder before its items are read: the call fails on
+// the wire, the set counts once as over_limit, nothing is stored, and the
+// connection stays up.
 func TestHostileIntroducerSets(t *testing.T) {
 	g := startGrid(t, 1)
 	good := g.Servers[0]
@@ -208,6 +209,9 @@ func TestHostileIntroducerSets(t *testing.T) {
 	waitIntros(t, b, "the announcement after the huge set", func(st []messages.IntroducerStatus) bool {
 		return st[0].Announcements["accepted"] == 2
 	})
+	if n := b.Introducers()[0].Announcements["over_limit"]; n != 151 {
+		t.Errorf("over_limit = %d, want 150 + 1 for the huge set", n)
+	}
 	st := b.Introducers()[0]
 	if !st.Connected || st.Servers != 1 {
 		t.Errorf("after the huge set: connected %t, %d servers", st.Connected, st.Servers)
@@ -216,7 +220,7 @@ func TestHostileIntroducerSets(t *testing.T) {
 	for _, n := range st.Announcements {
 		total += n
 	}
-	if total != 152 { // 1 + 150 over_limit + 1: nothing of the huge set
+	if total != 153 { // 1 + 150 over_limit + 1 over_limit (the huge set) + 1
 		t.Errorf("announcements %v", st.Announcements)
 	}
 }

@@ -963,14 +963,15 @@ func (d *Decoder) arguments() (any, error) {
 
 // message is a decoded PB top-level sequence.
 type message struct {
-	kind      string // "call", "answer" or "error"
-	reqID     int64
-	haveReqID bool
-	clid      int64
-	method    string
-	args      *arguments
-	value     any   // answer value or error Failure
-	violation error // non-nil: the rest of the message was discarded
+	kind       string // "call", "answer" or "error"
+	reqID      int64
+	haveReqID  bool
+	clid       int64
+	method     string
+	haveMethod bool // clid and method were read
+	args       *arguments
+	value      any   // answer value or error Failure
+	violation  error // non-nil: the rest of the message was discarded
 }
 
 // message decodes the body of a top-level call, answer or error. On a
@@ -1007,7 +1008,7 @@ func (d *Decoder) message(kind string) (any, error) {
 		if !ok {
 			return m, d.violation(ErrBadValue, "method name must be a STRING")
 		}
-		m.method = string(name)
+		m.method, m.haveMethod = string(name), true
 		if v, err = d.child(d.lim.MaxStringLength); err != nil {
 			return m, err
 		}

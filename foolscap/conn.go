@@ -78,6 +78,16 @@ type Referenceable interface {
 	CallRemote(ctx context.Context, method string, args []any, kwargs map[string]any) (any, error)
 }
 
+// A RefusalObserver is a [Referenceable] that wants to know about the calls
+// to it that the connection refused before CallRemote could run, because
+// the message broke the connection's [Limits] or was malformed (err is the
+// *Violation; the peer has already been answered with it). Without this, such a
+// call leaves no trace in the object. CallRefused runs on the connection's
+// reader goroutine: it must return quickly.
+type RefusalObserver interface {
+	CallRefused(method string, err error)
+}
+
 // Errors reported by [Conn].
 var (
 	// ErrConnClosed is returned (wrapping the cause) by operations on a

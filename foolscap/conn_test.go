@@ -534,3 +534,61 @@ func TestConnGoPythonBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// observingObj is a testObj that records the calls refused before they
+// reached it.
+type observingObj struct {
+	testObj
+	mu      sync.Mutex
+	refused []string
+	errs    []error
+}
+
+func (o *observingObj) CallRefused(method string, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refused = append(o.refused, method)
+	o.errs = append(o.errs, err)
+}
+
+// TestConnCallRefusedObserver: a call whose arguments break the receiving
+// connection's limits is answered with a Violation and reported to its
+// target through CallRefused; a call within the limits runs and is not
+// reported.
+func TestConnCallRefusedObserver(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ctx := testCtx(t)
+	obj := &observingObj{testObj: testObj{iname: "RIObs", methods: map[string]func(context.Context, []any, map[string]any) (any, error){
+		"put": func(_ context.Context, args []any, _ map[string]any) (any, error) {
+			return int64(len(args[0].([]any))), nil
+		},
+	}}}
+	_, b := connPair(t, transports[1],
+		ConnConfig{Lookup: func([]byte) (Referenceable, bool) { return obj, true }, Limits: Limits{MaxItems: 8}},
+		ConnConfig{})
+	ref, err := b.GetReference(ctx, "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := func(n int) []any {
+		l := make([]any, n)
+		for i := range l {
+			l[i] = int64(i)
+		}
+		return l
+	}
+	if v, err := ref.Call(ctx, "put", []any{items(3)}, nil); err != nil || v != int64(3) {
+		t.Fatalf("put 3 = %v, %v", v, err)
+	}
+	_, err = ref.Call(ctx, "put", []any{items(20)}, nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Type != "foolscap.tokens.Violation" {
+		t.Fatalf("put 20: %v, want a Violation", err)
+	}
+	// CallRefused returns before the Violation is queued, so it has run.
+	obj.mu.Lock()
+	defer obj.mu.Unlock()
+	if len(obj.refused) != 1 || obj.refused[0] != "put" || !errors.Is(obj.errs[0], ErrTooManyItems) {
+		t.Errorf("refused %v, errors %v; want one put with ErrTooManyItems", obj.refused, obj.errs)
+	}
+}

@@ -215,6 +215,7 @@ func (c *Conn) dispatch(m *message) bool {
 			if m.haveReqID && !errors.Is(m.violation, ErrAborted) {
 				var v *Violation
 				errors.As(m.violation, &v)
+				c.callRefused(m)
 				c.queueReply(reply{reqID: m.reqID, kind: "error", v: violationFailure(v)})
 			}
 			return true
@@ -222,6 +223,23 @@ func (c *Conn) dispatch(m *message) bool {
 		c.inboundCall(m)
 	}
 	return true
+}
+
+// callRefused tells the target of a refused call, if the message got as
+// far as naming it and it is a RefusalObserver.
+func (c *Conn) callRefused(m *message) {
+	if !m.haveMethod || m.clid == 0 {
+		return
+	}
+	c.mu.Lock()
+	lr := c.localIDs[m.clid]
+	c.mu.Unlock()
+	if lr == nil {
+		return
+	}
+	if o, ok := lr.obj.(RefusalObserver); ok {
+		o.CallRefused(m.method, m.violation)
+	}
 }
 
 // inboundCall runs a call the peer made to one of our objects.

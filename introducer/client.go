@@ -148,6 +148,27 @@ func (s *Subscriber) CallRemote(_ context.Context, method string, args []any, kw
 	return nil, nil
 }
 
+var _ foolscap.RefusalObserver = (*Subscriber)(nil)
+
+// CallRefused counts an announce_v2 call that the connection refused before
+// CallRemote ran: its set broke the Foolscap decoder's limits (more than
+// foolscap.Limits.MaxItems items, a string or message too large)
+// or was malformed. Its items were never read, so the whole set counts once:
+// as OverLimit when a limit was broken, else as Invalid.
+func (s *Subscriber) CallRefused(method string, err error) {
+	if method != "announce_v2" {
+		return
+	}
+	r := Invalid
+	for _, limit := range []error{foolscap.ErrTooManyItems, foolscap.ErrMessageTooLarge, foolscap.ErrStringTooLong} {
+		if errors.Is(err, limit) {
+			r = OverLimit
+		}
+	}
+	s.Table.count(r)
+	s.logOnce(r, fmt.Errorf("introducer: announce_v2 refused before its set was read: %w", err))
+}
+
 // logOnce logs the first refusal of each kind on this subscriber.
 func (s *Subscriber) logOnce(r Result, err error) {
 	if s.Logger == nil || err == nil {

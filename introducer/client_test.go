@@ -1,10 +1,12 @@
 package introducer_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -179,5 +181,30 @@ func TestSubscriberArguments(t *testing.T) {
 	}
 	if n := tab.Counts()[introducer.Unsigned]; n != 3 {
 		t.Errorf("unsigned counted %d, want 3 (one per accepted call)", n)
+	}
+}
+
+// TestSubscriberCallRefused: an announce_v2 call refused by the Foolscap
+// decoder counts once, as over_limit when a limit was broken and as invalid
+// otherwise, and is logged once per kind; refusals of other methods are not
+// counted.
+func TestSubscriberCallRefused(t *testing.T) {
+	tab := introducer.NewTable(introducer.Limits{}, nil)
+	var logs bytes.Buffer
+	sub := &introducer.Subscriber{Table: tab, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	tooMany := &foolscap.Violation{Reason: foolscap.ErrTooManyItems, Detail: "set has more than 65536 items"}
+	sub.CallRefused("announce_v2", tooMany)
+	sub.CallRefused("announce_v2", tooMany)
+	sub.CallRefused("announce_v2", &foolscap.Violation{Reason: foolscap.ErrBadValue, Detail: "bad UTF-8"})
+	sub.CallRefused("get_version", tooMany)
+	c := tab.Counts()
+	for r, n := range c {
+		want := map[introducer.Result]uint64{introducer.OverLimit: 2, introducer.Invalid: 1}[r]
+		if n != want {
+			t.Errorf("%s = %d, want %d (counts %v)", r, n, want, c)
+		}
+	}
+	if n := strings.Count(logs.String(), "refused before its set was read"); n != 2 {
+		t.Errorf("%d log lines, want one per kind:\n%s", n, logs.String())
 	}
 }
