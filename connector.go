@@ -14,7 +14,6 @@ import (
 	"github.com/tubfarm/tubfarm/httpstorage"
 	"github.com/tubfarm/tubfarm/messages"
 	"github.com/tubfarm/tubfarm/storage"
-	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
 // connector is the actors.Connector that joins the pieces: hints decides
@@ -32,14 +31,14 @@ type connector struct {
 	peers map[string]*peerState // by server ID
 }
 
-// peerState is what one server's current identity remembers between its
-// connections: the incarnation it presents and Foolscap's
+// peerState is what one server's current identity (by its actors.Identity
+// Key) remembers between its connections: the incarnation it presents and Foolscap's
 // duplicate-connection state (docs/foolscap-protocol.md §3.5). With a fresh identity
 // per attempt it is used once; with one identity per server it lets a
 // reconnect replace the old connection instead of being refused as a
 // duplicate.
 type peerState struct {
-	tubID       string
+	key         string // the identity's actors.Identity.Key
 	incarnation string
 	last        *foolscap.LastConnection
 }
@@ -48,19 +47,19 @@ func newConnector(tr *hints.Transports, cc foolscap.ConnConfig) *connector {
 	return &connector{tr: tr, conn: cc, peers: make(map[string]*peerState)}
 }
 
-// peer returns the state of server id for identity tubID, replacing (and
-// retiring the transports of) a previous identity's.
-func (c *connector) peer(id, tubID string) *peerState {
+// peer returns the state of server id for the identity named key,
+// replacing (and retiring the transports of) a previous identity's.
+func (c *connector) peer(id, key string) *peerState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.peers[id]
-	if p != nil && p.tubID == tubID {
+	if p != nil && p.key == key {
 		return p
 	}
 	if p != nil {
-		c.tr.Retire(p.tubID)
+		c.tr.Retire(p.key)
 	}
-	p = &peerState{tubID: tubID, incarnation: foolscap.NewIncarnation(), last: new(foolscap.LastConnection)}
+	p = &peerState{key: key, incarnation: foolscap.NewIncarnation(), last: new(foolscap.LastConnection)}
 	c.peers[id] = p
 	return p
 }
@@ -72,7 +71,7 @@ func (c *connector) forget(ids []string) {
 	defer c.mu.Unlock()
 	for _, id := range ids {
 		if p := c.peers[id]; p != nil {
-			c.tr.Retire(p.tubID)
+			c.tr.Retire(p.key)
 			delete(c.peers, id)
 		}
 	}
@@ -94,7 +93,7 @@ var (
 var errNoUsableHints = errors.New("tubfarm: no usable connection hints")
 
 // Connect uses the protocol the spec asks for (see chooseProtocol).
-func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
+func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *actors.Identity, report func(hint, status string)) (actors.Session, error) {
 	for _, b := range srv.BadNURLs {
 		report(b.NURL, "bad NURL: "+b.Reason)
 	}
@@ -108,12 +107,13 @@ func (c *connector) Connect(ctx context.Context, srv messages.ServerSpec, id *tu
 	return s, nil
 }
 
-// dial connects to srv's FURL under its policy, presenting id, and
-// resolves the FURL's swissnum: everything a session needs, for storage
-// servers and introducers alike.
-func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (*session, error) {
+// dial connects to srv's FURL under its policy, presenting id (its
+// certificate is made once a connection is up), and resolves the FURL's
+// swissnum: everything a session needs, for storage servers and
+// introducers alike.
+func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *actors.Identity, report func(hint, status string)) (*session, error) {
 	furl := srv.FURL
-	dialers := c.tr.ForIdentity(id.TubID)
+	dialers := c.tr.ForIdentity(id.Key)
 	var targets []foolscap.Target
 	for _, d := range srv.Policy.DecideFURL(furl) {
 		if !d.Usable {
@@ -140,9 +140,9 @@ func (c *connector) dial(ctx context.Context, srv messages.ServerSpec, id *tubtl
 	if len(targets) == 0 {
 		return nil, &actors.ConnectError{Reason: actors.ReasonNoHints, Permanent: true, Err: errNoUsableHints}
 	}
-	p := c.peer(srv.ID, id.TubID)
+	p := c.peer(srv.ID, id.Key)
 	conn, info, err := foolscap.Dial(ctx, foolscap.DialConfig{
-		Identity:       id,
+		MakeIdentity:   id.Certificate,
 		Incarnation:    p.incarnation,
 		TubID:          furl.TubID,
 		Targets:        targets,

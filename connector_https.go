@@ -91,10 +91,11 @@ const fallbackStatus = "every NURL failed: trying the FURL (Foolscap fallback)"
 // first answer wins and the others are cancelled. Each NURL is dialed
 // through the handler the server's policy gives its host (a pb+tor NURL
 // as a tor: hint), with this identity's transports: its own SOCKS
-// credentials, as for Foolscap. The identity's certificate is not used:
+// credentials, as for Foolscap. The identity's certificate is never made:
 // HTTPS storage sends none.
-func (c *connector) connectHTTPS(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
-	dialers := c.tr.ForIdentity(id.TubID)
+func (c *connector) connectHTTPS(ctx context.Context, srv messages.ServerSpec, id *actors.Identity, report func(hint, status string)) (actors.Session, error) {
+	c.peer(srv.ID, id.Key) // retires the transports of the server's previous identity
+	dialers := c.tr.ForIdentity(id.Key)
 	type cand struct {
 		nurl    hints.NURL
 		key     string

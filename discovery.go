@@ -346,7 +346,7 @@ func (d *discovery) bump() {
 // storage connector's dial, then the version check and subscribe_v2.
 type introConnector struct{ d *discovery }
 
-func (c introConnector) Connect(ctx context.Context, spec messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (actors.Session, error) {
+func (c introConnector) Connect(ctx context.Context, spec messages.ServerSpec, id *actors.Identity, report func(hint, status string)) (actors.Session, error) {
 	d := c.d
 	in := d.intros[spec.ID]
 	if in == nil {

@@ -678,7 +678,7 @@ func TestConnectorPanic(t *testing.T) {
 // blockingConnector blocks until its context ends.
 type blockingConnector struct{ started, returned chan struct{} }
 
-func (c *blockingConnector) Connect(ctx context.Context, _ messages.ServerSpec, _ *tubtls.Identity, report func(hint, status string)) (Session, error) {
+func (c *blockingConnector) Connect(ctx context.Context, _ messages.ServerSpec, _ *Identity, report func(hint, status string)) (Session, error) {
 	report("tcp:h:1", "connecting")
 	close(c.started)
 	<-ctx.Done()

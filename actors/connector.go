@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tubfarm/tubfarm/messages"
-	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
 // A Connector makes connection attempts. The broker calls Connect from a
@@ -14,9 +13,12 @@ import (
 // application supplies a Connector backed by Foolscap (or, in tests, by
 // anything else).
 type Connector interface {
-	// Connect runs one connection attempt to srv, presenting identity id
-	// (made by the broker for this server according to its
-	// IdentityPolicy). It tries the server's hints (in parallel or in
+	// Connect runs one connection attempt to srv under identity id
+	// (chosen by the broker for this server according to its
+	// IdentityPolicy): id.Key names it to the transports, and
+	// id.Certificate makes its certificate; call it only when about to
+	// present one, so that an attempt that reaches no server makes no key
+	// pair. It tries the server's hints (in parallel or in
 	// order, as it likes), reports each hint's progress with
 	// report(hint, status) (statuses in Foolscap's words: "connecting",
 	// "negotiating", "successful", "connection refused", …), and returns a
@@ -30,14 +32,14 @@ type Connector interface {
 	// [ConnectError] to supply the classification explicitly). A panic in
 	// Connect is recovered and treated as a panic of the server's child
 	// actor.
-	Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (Session, error)
+	Connect(ctx context.Context, srv messages.ServerSpec, id *Identity, report func(hint, status string)) (Session, error)
 }
 
 // ConnectorFunc adapts an ordinary function to the [Connector] interface.
-type ConnectorFunc func(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (Session, error)
+type ConnectorFunc func(ctx context.Context, srv messages.ServerSpec, id *Identity, report func(hint, status string)) (Session, error)
 
 // Connect calls f.
-func (f ConnectorFunc) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (Session, error) {
+func (f ConnectorFunc) Connect(ctx context.Context, srv messages.ServerSpec, id *Identity, report func(hint, status string)) (Session, error) {
 	return f(ctx, srv, id, report)
 }
 

@@ -19,7 +19,6 @@ import (
 
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/messages"
-	tubtls "github.com/tubfarm/tubfarm/tls"
 )
 
 // TestMain fails the run if any goroutine outlives the tests. goleak.Find
@@ -203,10 +202,16 @@ var testTimings = PhaseTimings{
 	Negotiation: 4 * time.Millisecond, GetReference: 5 * time.Millisecond,
 }
 
-func (c *memConnector) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (Session, error) {
+// Connect presents id's certificate at once, as if every attempt reached
+// TLS, and records its TubID.
+func (c *memConnector) Connect(ctx context.Context, srv messages.ServerSpec, id *Identity, report func(hint, status string)) (Session, error) {
+	cert, err := id.Certificate()
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	n := len(c.tubIDs[srv.ID])
-	c.tubIDs[srv.ID] = append(c.tubIDs[srv.ID], id.TubID)
+	c.tubIDs[srv.ID] = append(c.tubIDs[srv.ID], cert.TubID)
 	c.mu.Unlock()
 	hint := "tcp:" + srv.ID + ".example:3456"
 	report(hint, "connecting")

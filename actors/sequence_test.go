@@ -125,9 +125,13 @@ type tcpConnector struct {
 	tubIDs []string
 }
 
-func (c *tcpConnector) Connect(ctx context.Context, srv messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (Session, error) {
+func (c *tcpConnector) Connect(ctx context.Context, srv messages.ServerSpec, id *Identity, report func(hint, status string)) (Session, error) {
+	cert, err := id.Certificate()
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
-	c.tubIDs = append(c.tubIDs, id.TubID)
+	c.tubIDs = append(c.tubIDs, cert.TubID)
 	c.mu.Unlock()
 	hint := srv.FURL.Hints[0]
 	report(hint, "connecting")

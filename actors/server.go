@@ -235,16 +235,12 @@ func (a *serverActor) teardown() {
 // bounded by the incarnation's context and Config.ConnectTimeout.
 func (a *serverActor) startAttempt(ctx actor.Context) {
 	s, sh := a.slot, a.slot.sh
-	id, idErr := a.identityForAttempt()
+	id := a.identityForAttempt()
 	if err := s.transition(Connecting, change{}); err != nil {
 		return
 	}
 	s.gen = sh.nextGen()
 	gen := s.gen
-	if idErr != nil {
-		a.attemptFailed(ctx, idErr)
-		return
-	}
 
 	actx, cancel := context.WithTimeout(a.life, sh.cfg.ConnectTimeout)
 	self, root, life, spec, h := ctx.Self(), ctx.ActorSystem().Root, a.life, s.spec.Clone(), a.handoff
@@ -267,7 +263,7 @@ func (a *serverActor) startAttempt(ctx actor.Context) {
 }
 
 // runAttempt runs Connect and get_version, turning a panic into a result.
-func runAttempt(ctx context.Context, c Connector, spec messages.ServerSpec, id *tubtls.Identity, report func(hint, status string)) (r *attemptResult) {
+func runAttempt(ctx context.Context, c Connector, spec messages.ServerSpec, id *Identity, report func(hint, status string)) (r *attemptResult) {
 	r = &attemptResult{}
 	start := time.Now()
 	defer func() {
@@ -299,25 +295,29 @@ func runAttempt(ctx context.Context, c Connector, spec messages.ServerSpec, id *
 	return r
 }
 
-// identityForAttempt returns the identity the next attempt presents, making
-// one if the policy asks for it.
-func (a *serverActor) identityForAttempt() (*tubtls.Identity, error) {
+// identityForAttempt returns the identity the next attempt presents: a new
+// one, or under PerServer the server's. Its certificate is made only when
+// the Connector asks for it (see Identity).
+func (a *serverActor) identityForAttempt() *Identity {
 	s, sh := a.slot, a.slot.sh
 	if sh.cfg.Identity == PerServer && s.serverIdentity != nil {
-		s.identity = s.serverIdentity
-		return s.identity, nil
+		s.attemptIdentity = s.serverIdentity
+		return s.attemptIdentity
 	}
-	t := time.Now()
-	id, err := sh.newIdentity()
-	sh.m.identitySeconds.Observe(time.Since(t).Seconds())
-	if err != nil {
-		return nil, &ConnectError{Reason: ReasonIdentity, Err: err}
-	}
-	s.identity = id
+	id := NewIdentity(func() (*tubtls.Identity, error) {
+		t := time.Now()
+		id, err := sh.newIdentity()
+		sh.m.identitySeconds.Observe(time.Since(t).Seconds())
+		if err != nil {
+			return nil, &ConnectError{Reason: ReasonIdentity, Err: err}
+		}
+		return id, nil
+	})
+	s.attemptIdentity = id
 	if sh.cfg.Identity == PerServer {
 		s.serverIdentity = id
 	}
-	return id, nil
+	return id
 }
 
 // attemptDone takes the result of the attempt goroutine.

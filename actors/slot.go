@@ -50,8 +50,9 @@ type slot struct {
 	timer     Timer       // the armed retry timer, or nil
 	lastPanic *PanicError // set by recordPanics, consumed by the next Restarting
 
-	identity       *tubtls.Identity // identity of the current or last attempt
-	serverIdentity *tubtls.Identity // the one identity of a PerServer slot
+	attemptIdentity *Identity        // the current or last attempt's
+	serverIdentity  *Identity        // the one identity of a PerServer slot
+	identity        *tubtls.Identity // the certificate an attempt last presented
 
 	status  atomic.Pointer[Status]      // the published snapshot
 	session atomic.Pointer[liveSession] // the live session, or nil

@@ -84,6 +84,9 @@ type change struct {
 func (s *slot) transition(to State, c change) error {
 	from := s.state
 	m := s.sh.m
+	if id := s.attemptIdentity.Made(); id != nil {
+		s.identity = id // the attempt has presented its certificate
+	}
 	switch c.kind {
 	case enter:
 		s.state, s.since = Idle, s.sh.clock.Now()

@@ -44,11 +44,17 @@ type Target struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// DialConfig configures [Dial]. Identity, TubID and Targets are required.
+// DialConfig configures [Dial]. Identity (or MakeIdentity), TubID and
+// Targets are required.
 type DialConfig struct {
 	// Identity is the client's certificate and key; its TubID is our
 	// my-tub-id.
 	Identity *tubtls.Identity
+	// MakeIdentity, used when Identity is nil, makes the identity when the
+	// first target's upgrade has been accepted, right before its TLS
+	// handshake, and only then: an attempt that reaches no server makes
+	// none. Dial calls it at most once.
+	MakeIdentity func() (*tubtls.Identity, error)
 	// Incarnation is our my-incarnation, 16 lowercase hex digits, which
 	// should stay the same for the life of Identity (see [NewIncarnation]).
 	// If empty, a random one is made for this call.
@@ -189,6 +195,10 @@ type dialer struct {
 	cfg         *DialConfig
 	incarnation string
 
+	idOnce sync.Once
+	id     *tubtls.Identity
+	idErr  error
+
 	mu   sync.Mutex // guards info and serializes OnStatus
 	info *ConnectInfo
 
@@ -210,17 +220,19 @@ type attemptResult struct {
 // dialNegotiated runs Dial up to (not including) NewConn.
 func dialNegotiated(ctx context.Context, cfg *DialConfig) (net.Conn, ConnConfig, *ConnectInfo, error) {
 	info := &ConnectInfo{Statuses: map[string]string{}, Handlers: map[string]string{}, Started: time.Now()}
-	if cfg.Identity == nil {
-		return nil, ConnConfig{}, info, errors.New("foolscap: DialConfig.Identity is nil")
+	if cfg.Identity == nil && cfg.MakeIdentity == nil {
+		return nil, ConnConfig{}, info, errors.New("foolscap: DialConfig.Identity and MakeIdentity are nil")
 	}
-	info.LocalTubID, info.PeerTubID = cfg.Identity.TubID, cfg.TubID
+	info.PeerTubID = cfg.TubID
 	if cfg.TubID == "" {
 		return nil, ConnConfig{}, info, errors.New("foolscap: DialConfig.TubID is empty")
 	}
-	if cfg.TubID == cfg.Identity.TubID {
-		return nil, ConnConfig{}, info, fmt.Errorf("foolscap: cannot connect to our own TubID %s", cfg.TubID)
-	}
 	d := &dialer{cfg: cfg, incarnation: cfg.Incarnation, info: info}
+	if cfg.Identity != nil {
+		if _, err := d.identity(); err != nil {
+			return nil, ConnConfig{}, info, err
+		}
+	}
 	if d.incarnation == "" {
 		d.incarnation = NewIncarnation()
 	} else if !validIncarnation(d.incarnation) {
@@ -319,6 +331,30 @@ func phaseRank(p Phase) int {
 		return 4
 	}
 	return -1
+}
+
+// identity returns the client identity, making it on the first call when
+// the config has only MakeIdentity. It refuses an identity whose TubID is
+// the server's own.
+func (d *dialer) identity() (*tubtls.Identity, error) {
+	d.idOnce.Do(func() {
+		id := d.cfg.Identity
+		if id == nil {
+			id, d.idErr = d.cfg.MakeIdentity()
+			if d.idErr != nil {
+				return
+			}
+		}
+		if id.TubID == d.cfg.TubID {
+			d.idErr = fmt.Errorf("foolscap: cannot connect to our own TubID %s", d.cfg.TubID)
+			return
+		}
+		d.id = id
+		d.mu.Lock()
+		d.info.LocalTubID = id.TubID
+		d.mu.Unlock()
+	})
+	return d.id, d.idErr
 }
 
 // setStatus records a hint's status and tells OnStatus.
@@ -420,7 +456,11 @@ func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) 
 	// TLS, pinned to the FURL's TubID.
 	r.phase = PhaseTLS
 	start = time.Now()
-	tcfg := cfg.Identity.ClientConfig(cfg.TubID)
+	id, err := d.identity()
+	if err != nil {
+		return nil, nerr("client identity", err)
+	}
+	tcfg := id.ClientConfig(cfg.TubID)
 	if cfg.TLSConfig != nil {
 		cfg.TLSConfig(tcfg)
 	}
@@ -439,7 +479,7 @@ func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) 
 	// Hellos.
 	r.phase = PhaseHello
 	start = time.Now()
-	if _, err := tc.Write(helloBlock(cfg.Identity.TubID, d.incarnation, cfg.LastConnection.String())); err != nil {
+	if _, err := tc.Write(helloBlock(id.TubID, d.incarnation, cfg.LastConnection.String())); err != nil {
 		return nil, nerr("sending hello", err)
 	}
 	blk, err := readBlock(tc, MaxBlockSize)
@@ -465,8 +505,8 @@ func (d *dialer) negotiate(ctx context.Context, raw net.Conn, r *attemptResult) 
 	// Decision.
 	r.phase = PhaseDecision
 	cc := cfg.ConnConfig
-	cc.LocalTubID, cc.PeerTubID = cfg.Identity.TubID, terms.tubID
-	if cfg.Identity.TubID > terms.tubID {
+	cc.LocalTubID, cc.PeerTubID = id.TubID, terms.tubID
+	if id.TubID > terms.tubID {
 		r.role = RoleMaster
 		if !d.claimed.TryLock() {
 			return nil, nerr("another hint won", context.Canceled)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,6 +524,55 @@ func TestDialParallelTargets(t *testing.T) {
 	}
 }
 
+// TestDialMakeIdentity: with MakeIdentity, the identity is made once, when
+// a target's upgrade has been accepted, whatever the number of targets; an
+// attempt that reaches no server makes none; the server sees the made
+// TubID; a made identity with the server's own TubID, or an error making
+// it, fails the attempt.
+func TestDialMakeIdentity(t *testing.T) {
+	clientID, serverID := idPair(t, true)
+	var made atomic.Int32
+	makeID := func() (*tubtls.Identity, error) { made.Add(1); return clientID, nil }
+
+	refused := tcpTarget(nettest.RefusedAddr(t))
+	cfg := DialConfig{MakeIdentity: makeID, TubID: serverID.TubID, Targets: []Target{refused}}
+	if _, _, _, err := dialNegotiated(testContext(t), &cfg); err == nil {
+		t.Fatal("a refused target connected")
+	}
+	if made.Load() != 0 {
+		t.Fatalf("a refused attempt made %d identities", made.Load())
+	}
+
+	lst, ch := testListener(t, ListenConfig{}, NewTub(serverID))
+	addr := lst.Addr().String()
+	other := Target{Hint: "tcp:localhost-alias:1", Addr: addr, Host: "127.0.0.1", Handler: "tcp"}
+	cfg.Targets = []Target{tcpTarget(addr), other, refused}
+	nc, cc, info, err := dialNegotiated(testContext(t), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	srv := recv(t, ch)
+	close(srv.done)
+	if made.Load() != 1 {
+		t.Errorf("%d identities made for one attempt, want 1", made.Load())
+	}
+	if srv.cc.PeerTubID != clientID.TubID || cc.LocalTubID != clientID.TubID || info.LocalTubID != clientID.TubID {
+		t.Errorf("server saw %s, conn says %s, info says %s; made %s", srv.cc.PeerTubID, cc.LocalTubID, info.LocalTubID, clientID.TubID)
+	}
+
+	cfg.Targets = []Target{tcpTarget(addr)}
+	cfg.MakeIdentity = func() (*tubtls.Identity, error) { return serverID, nil }
+	if _, _, _, err := dialNegotiated(testContext(t), &cfg); err == nil || !strings.Contains(err.Error(), "our own TubID") {
+		t.Errorf("own TubID: err = %v", err)
+	}
+	entropy := errors.New("no entropy")
+	cfg.MakeIdentity = func() (*tubtls.Identity, error) { return nil, entropy }
+	if _, _, _, err := dialNegotiated(testContext(t), &cfg); !errors.Is(err, entropy) {
+		t.Errorf("failing MakeIdentity: err = %v, want it wrapped", err)
+	}
+}
+
 func TestDialAllTargetsFail(t *testing.T) {
 	clientID, serverID := idPair(t, true)
 	refused := tcpTarget(nettest.RefusedAddr(t))
@@ -554,7 +604,7 @@ func TestDialConfigErrors(t *testing.T) {
 		is   error
 	}{
 		{"no targets", DialConfig{Identity: a, TubID: b.TubID}, "no location hints", ErrNoLocationHints},
-		{"no identity", DialConfig{TubID: b.TubID}, "Identity is nil", nil},
+		{"no identity", DialConfig{TubID: b.TubID}, "Identity and MakeIdentity are nil", nil},
 		{"no tubid", DialConfig{Identity: a}, "TubID is empty", nil},
 		{"self", DialConfig{Identity: a, TubID: a.TubID, Targets: []Target{tcpTarget("127.0.0.1:1")}}, "our own TubID", nil},
 		{"bad incarnation", DialConfig{Identity: a, TubID: b.TubID, Incarnation: "xyz", Targets: []Target{tcpTarget("127.0.0.1:1")}}, "16 lowercase hex", nil},

@@ -182,9 +182,10 @@ func (s *SAM) Addr() string { return s.addr }
 // ForIdentity returns the DialFunc for one identity. Its first dial
 // creates the identity's session (which may take a minute while I2P builds
 // tunnels, bounded by that dial's context); later dials reuse it, and
-// create a new one if the bridge ended it. Pass the TubID of the identity
-// as isolationKey, and call [SAM.Retire] with it when the identity is
-// replaced or its server removed.
+// create a new one if the bridge ended it. Pass the key that names the
+// identity (the broker passes actors.Identity.Key) as isolationKey, and
+// call [SAM.Retire] with it when the identity is replaced or its server
+// removed.
 func (s *SAM) ForIdentity(isolationKey string) DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		sess, err := s.session(ctx, isolationKey)

@@ -103,15 +103,14 @@ func (t *Tor) Addrs() []string { return append([]string(nil), t.addrs...) }
 func (t *Tor) Isolated() bool { return t.isolate }
 
 // ForIdentity returns the DialFunc for one identity. isolationKey names
-// the identity; pass the TubID of the identity the connection will
-// present, so that rotating the identity also moves its streams to new
+// the identity (the broker passes actors.Identity.Key, random per
+// identity), so that rotating the identity also moves its streams to new
 // circuits. Connections made with the same key share SOCKS credentials;
 // different keys never do.
 //
 // The SOCKS5 user name is the first 32 hex digits of HMAC-SHA256 over
 // "tubfarm-isolation\x00" and the key, under a random secret held by t: it
-// is stable for the life of t, and reveals nothing about the key, not even
-// to someone who knows the TubID. Being hex, it never starts with
+// is stable for the life of t, and reveals nothing about the key. Being hex, it never starts with
 // "<torS0X>", the prefix Tor's proposal 351 reserves. The password is
 // TorIsolationPassword.
 //

@@ -55,8 +55,8 @@ func (t *Transports) Tor() *Tor { return t.tor }
 func (t *Transports) SAM() *SAM { return t.sam }
 
 // ForIdentity returns the Dialers for connections made under one
-// identity. isolationKey should be the TubID the connection will present,
-// so that each server's connections get their own Tor credentials and I2P
+// identity. isolationKey names the identity (the broker passes
+// actors.Identity.Key, random per identity), so that each server's connections get their own Tor credentials and I2P
 // destination, and a new identity gets new ones. The broker may call it
 // per connection attempt: it is cheap, and I2P sessions are shared per
 // key until [Transports.Retire].
