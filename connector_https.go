@@ -11,7 +11,6 @@ import (
 
 	"github.com/tubfarm/tubfarm/actors"
 	"github.com/tubfarm/tubfarm/config"
-	"github.com/tubfarm/tubfarm/foolscap"
 	"github.com/tubfarm/tubfarm/hints"
 	"github.com/tubfarm/tubfarm/httpstorage"
 	"github.com/tubfarm/tubfarm/messages"
@@ -315,7 +314,7 @@ func (s *httpsSession) Call(ctx context.Context, method string, args []any, kwar
 			return nil, err
 		}
 		s.last.Store(s.clock.Now().UnixNano())
-		return versionDict(v), nil
+		return storage.VersionToFoolscap(v), nil
 	}
 	return nil, fmt.Errorf("tubfarm: %w: %s", ErrNotFoolscap, method)
 }
@@ -323,21 +322,6 @@ func (s *httpsSession) Call(ctx context.Context, method string, args []any, kwar
 // ErrNotFoolscap is returned by Server.Call on a server reached over HTTPS
 // storage, which has no remote objects to call; use Server.Storage.
 var ErrNotFoolscap = errors.New("raw Foolscap call on a server that uses HTTPS storage")
-
-func versionDict(v storage.Version) foolscap.Dict {
-	return foolscap.BytesDict(map[string]any{
-		"application-version": []byte(v.ApplicationVersion),
-		storage.VersionKey: foolscap.BytesDict(map[string]any{
-			"maximum-immutable-share-size":                  v.MaxImmutableShareSize,
-			"maximum-mutable-share-size":                    v.MaxMutableShareSize,
-			"available-space":                               v.AvailableSpace,
-			"tolerates-immutable-read-overrun":              v.ToleratesImmutableReadOverrun,
-			"delete-mutable-shares-with-zero-length-writev": v.DeleteMutableSharesWithZeroLengthWritev,
-			"fills-holes-with-zero-bytes":                   v.FillsHolesWithZeroBytes,
-			"prevents-read-past-end-of-share-data":          v.PreventsReadPastEndOfShareData,
-		}),
-	})
-}
 
 func (s *httpsSession) Done() <-chan struct{} { return s.done }
 

@@ -316,15 +316,11 @@ func (b *Broker) Server(id string) (Status, bool) {
 // *UnknownServerError or a *NotConnectedError if there is no such server or
 // no live session.
 func (b *Broker) Call(ctx context.Context, id, method string, args []any, kwargs map[string]any) (any, error) {
-	s := b.slot(id)
-	if s == nil {
-		return nil, &UnknownServerError{ID: id}
+	s, err := b.Session(id)
+	if err != nil {
+		return nil, err
 	}
-	live := s.session.Load()
-	if live == nil {
-		return nil, &NotConnectedError{ID: id, State: s.status.Load().State}
-	}
-	return live.s.Call(ctx, method, args, kwargs)
+	return s.Call(ctx, method, args, kwargs)
 }
 
 // Session returns server id's live session, for callers that need more

@@ -25,26 +25,26 @@ type Identity struct {
 	// can be matched with the TubID a server sees.
 	Key string
 
-	make func() (*tubtls.Identity, error)
-	once sync.Once
-	made atomic.Pointer[tubtls.Identity]
-	err  error
+	newCert func() (*tubtls.Identity, error)
+	once    sync.Once
+	made    atomic.Pointer[tubtls.Identity]
+	err     error
 }
 
 // NewIdentity returns an Identity with a fresh random Key whose certificate
-// make will make, once, on first use. A make error is returned by every
+// newCert will make, once, on first use. Its error is returned by every
 // call to Certificate.
-func NewIdentity(make func() (*tubtls.Identity, error)) *Identity {
+func NewIdentity(newCert func() (*tubtls.Identity, error)) *Identity {
 	var k [16]byte
 	_, _ = rand.Read(k[:]) // crypto/rand.Read does not fail
-	return &Identity{Key: hex.EncodeToString(k[:]), make: make}
+	return &Identity{Key: hex.EncodeToString(k[:]), newCert: newCert}
 }
 
 // Certificate returns the identity's certificate and key, making them on
 // the first call.
 func (i *Identity) Certificate() (*tubtls.Identity, error) {
 	i.once.Do(func() {
-		id, err := i.make()
+		id, err := i.newCert()
 		if err != nil {
 			i.err = err
 			return

@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -42,6 +44,27 @@ func NodePEMPath(nodeDir string) string { return filepath.Join(nodeDir, "private
 
 // TahoeCfgPath returns NODEDIR/tahoe.cfg.
 func TahoeCfgPath(nodeDir string) string { return filepath.Join(nodeDir, "tahoe.cfg") }
+
+// CheckNodeDir gives a clear error for a path that is not a node
+// directory: missing, not a directory, or without a tahoe.cfg.
+func CheckNodeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("node directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Errorf("node directory: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("node directory %s is not a directory", dir)
+	}
+	if _, err := os.Stat(TahoeCfgPath(dir)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s is not a Tahoe node directory: %s does not exist", dir, TahoeCfgPath(dir))
+		}
+		return fmt.Errorf("node directory: %w", err)
+	}
+	return nil
+}
 
 // CachePath returns NODEDIR/private/introducer_<petname>_cache.yaml.
 func CachePath(nodeDir, petname string) string {

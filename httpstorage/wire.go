@@ -25,9 +25,9 @@ const (
 // puts around every array that is a set.
 const setTag = 258
 
-// decMode decodes answers under caps: bounded nesting, array and map
-// sizes, no duplicate map keys, no indefinite lengths.
-var decMode = mustDec(cbor.DecOptions{
+// decOptions are the caps every answer is decoded under: bounded nesting,
+// array and map sizes, no duplicate map keys, no indefinite lengths.
+var decOptions = cbor.DecOptions{
 	MaxNestedLevels:  MaxNesting,
 	MaxArrayElements: 1 << 16,
 	MaxMapPairs:      1 << 16,
@@ -36,19 +36,18 @@ var decMode = mustDec(cbor.DecOptions{
 	// The version answer's keys are byte strings; every other message
 	// uses text keys.
 	FieldNameByteString: cbor.FieldNameByteStringAllowed,
-})
+}
+
+// decMode decodes answers under decOptions.
+var decMode = mustDec(decOptions)
 
 // versionMode also lets a byte string decode into a Go string: the
 // version answer's keys are byte strings.
-var versionMode = mustDec(cbor.DecOptions{
-	MaxNestedLevels:     MaxNesting,
-	MaxArrayElements:    1 << 16,
-	MaxMapPairs:         1 << 16,
-	DupMapKey:           cbor.DupMapKeyEnforcedAPF,
-	IndefLength:         cbor.IndefLengthForbidden,
-	FieldNameByteString: cbor.FieldNameByteStringAllowed,
-	ByteStringToString:  cbor.ByteStringToStringAllowed,
-})
+var versionMode = mustDec(func() cbor.DecOptions {
+	o := decOptions
+	o.ByteStringToString = cbor.ByteStringToStringAllowed
+	return o
+}())
 
 // encMode writes definite lengths with keys in struct order, as cbor2
 // writes insertion order.

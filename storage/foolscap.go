@@ -76,6 +76,23 @@ func (s *fsServer) GetVersion(ctx context.Context) (Version, error) {
 	return VersionFromFoolscap(v)
 }
 
+// VersionToFoolscap encodes v as a get_version answer in Foolscap's shape,
+// the inverse of VersionFromFoolscap.
+func VersionToFoolscap(v Version) foolscap.Dict {
+	return foolscap.BytesDict(map[string]any{
+		"application-version": []byte(v.ApplicationVersion),
+		VersionKey: foolscap.BytesDict(map[string]any{
+			"maximum-immutable-share-size":                  v.MaxImmutableShareSize,
+			"maximum-mutable-share-size":                    v.MaxMutableShareSize,
+			"available-space":                               v.AvailableSpace,
+			"tolerates-immutable-read-overrun":              v.ToleratesImmutableReadOverrun,
+			"delete-mutable-shares-with-zero-length-writev": v.DeleteMutableSharesWithZeroLengthWritev,
+			"fills-holes-with-zero-bytes":                   v.FillsHolesWithZeroBytes,
+			"prevents-read-past-end-of-share-data":          v.PreventsReadPastEndOfShareData,
+		}),
+	})
+}
+
 // VersionFromFoolscap decodes a get_version answer received over Foolscap.
 func VersionFromFoolscap(v any) (Version, error) {
 	const op = "get_version"

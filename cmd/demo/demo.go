@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -77,7 +76,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 			return err
 		}
 	} else {
-		if err := checkNodeDir(d.opts.nodeDir); err != nil {
+		if err := config.CheckNodeDir(d.opts.nodeDir); err != nil {
 			return err
 		}
 		d.dir = d.opts.nodeDir
@@ -181,26 +180,6 @@ func (d *demo) run(ctx context.Context) (err error) {
 		fmt.Fprintf(d.out, "not every server connected within %v; carrying on\n", d.opts.timeout)
 	}
 	d.live(ctx)
-	return nil
-}
-
-// checkNodeDir gives a clear error for a path that is not a node directory.
-func checkNodeDir(dir string) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("node directory %s does not exist", dir)
-	case err != nil:
-		return fmt.Errorf("node directory: %w", err)
-	case !fi.IsDir():
-		return fmt.Errorf("node directory %s is not a directory", dir)
-	}
-	if _, err := os.Stat(config.TahoeCfgPath(dir)); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s is not a Tahoe node directory: %s does not exist", dir, config.TahoeCfgPath(dir))
-		}
-		return fmt.Errorf("node directory: %w", err)
-	}
 	return nil
 }
 

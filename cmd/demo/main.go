@@ -55,24 +55,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tubfarm/tubfarm/internal/liveview"
 	"github.com/tubfarm/tubfarm/internal/termsafe"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, isTerminal(os.Stdout))
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, liveview.IsTerminal(os.Stdout))
 	stop()
 	os.Exit(code)
-}
-
-// isTerminal reports whether f is a terminal that understands ANSI escape
-// sequences (not TERM=dumb, and NO_COLOR unset).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	return os.Getenv("TERM") != "dumb" && os.Getenv("NO_COLOR") == ""
 }
 
 // options are the parsed command-line flags.

@@ -24,21 +24,12 @@ import (
 	"syscall"
 
 	"github.com/tubfarm/tubfarm/internal/cli"
+	"github.com/tubfarm/tubfarm/internal/liveview"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, TTY: isTerminal(os.Stdout)})
+	code := cli.Run(ctx, os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, TTY: liveview.IsTerminal(os.Stdout)})
 	stop()
 	os.Exit(code)
-}
-
-// isTerminal reports whether f is a terminal that takes ANSI escape
-// sequences (not TERM=dumb, and NO_COLOR unset).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	return os.Getenv("TERM") != "dumb" && os.Getenv("NO_COLOR") == ""
 }

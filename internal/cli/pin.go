@@ -120,7 +120,7 @@ func checkHintFlags(list []string) error {
 // withLock runs f holding the servers.yaml lock of dir, creating
 // NODEDIR/private (mode 0700, as Tahoe does) if it is missing.
 func withLock(dir string, f func() int) (code int, err error) {
-	if err := checkNodeDir(dir); err != nil {
+	if err := config.CheckNodeDir(dir); err != nil {
 		return 0, err
 	}
 	if err := os.MkdirAll(filepath.Dir(config.ServersPath(dir)), 0o700); err != nil {

@@ -3,13 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -34,27 +31,10 @@ var serversCmd = &command{
 // loadNode reads the node directory without writing anything (node.pem is
 // not created).
 func loadNode(dir string) (*config.Node, error) {
-	if err := checkNodeDir(dir); err != nil {
+	if err := config.CheckNodeDir(dir); err != nil {
 		return nil, err
 	}
 	return config.Load(dir)
-}
-
-// checkNodeDir gives a clear error for a path that is not a node directory.
-func checkNodeDir(dir string) error {
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("node directory %s does not exist", dir)
-	case err != nil:
-		return err
-	case !fi.IsDir():
-		return fmt.Errorf("node directory %s is not a directory", dir)
-	}
-	if _, err := os.Stat(config.TahoeCfgPath(dir)); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s is not a Tahoe node directory: %s does not exist", dir, config.TahoeCfgPath(dir))
-	}
-	return nil
 }
 
 // serverView is one server of the merged map, as servers prints it.

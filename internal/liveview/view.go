@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -228,4 +229,15 @@ func (v *View) drawScreen() {
 		sb.WriteString("  " + e + "\n")
 	}
 	io.WriteString(v.Out, sb.String())
+}
+
+// IsTerminal reports whether f is a terminal that takes ANSI escape
+// sequences (not TERM=dumb, and NO_COLOR unset): the TTY setting for a
+// program's standard output.
+func IsTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	return os.Getenv("TERM") != "dumb" && os.Getenv("NO_COLOR") == ""
 }

@@ -49,19 +49,7 @@ func (f *fsStorage) CallRemote(ctx context.Context, method string, args []any, k
 	s := f.s
 	switch method {
 	case "get_version":
-		v := s.Version()
-		return foolscap.BytesDict(map[string]any{
-			"application-version": []byte(v.ApplicationVersion),
-			storage.VersionKey: foolscap.BytesDict(map[string]any{
-				"maximum-immutable-share-size":                  v.MaxImmutableShareSize,
-				"maximum-mutable-share-size":                    v.MaxMutableShareSize,
-				"available-space":                               v.AvailableSpace,
-				"tolerates-immutable-read-overrun":              true,
-				"delete-mutable-shares-with-zero-length-writev": true,
-				"fills-holes-with-zero-bytes":                   true,
-				"prevents-read-past-end-of-share-data":          true,
-			}),
-		}), nil
+		return storage.VersionToFoolscap(s.Version()), nil
 	case "allocate_buckets":
 		si := a.index()
 		a.secret()
